@@ -1,0 +1,60 @@
+# payops: `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PAYOPS := $(VENV)/bin/payops
+STAMP  := $(VENV)/.installed
+DATE   ?=
+DATE_OPT := $(if $(DATE),--date $(DATE),)
+PYTEST_ARGS ?=
+
+export PAYOPS_DB ?= data/payops.duckdb
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name payops --display-name "payops (Python 3)" > /dev/null
+	@touch $(STAMP)
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: setup
+setup: $(STAMP) ## Create .venv, install payops with its dev tools, register the Jupyter kernel
+
+.PHONY: demo
+demo: setup ## Build the demo marketplace database, run the reports and show the overview
+	$(PAYOPS) demo --replace
+	@echo
+	@echo "Demo database: $(PAYOPS_DB)  (open it with: $(PAYOPS) status, or make lab)"
+
+.PHONY: status
+status: setup ## Show the status overview of $(PAYOPS_DB)
+	$(PAYOPS) status
+
+.PHONY: test
+test: setup ## Run the whole test suite (unit, servers, notebooks, browser)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-fast
+test-fast: setup ## Run the fast unit tests only (no servers, kernels or browser)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: bench
+bench: setup ## Run every benchmark in bench/ (prints figures and ratios)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+.PHONY: lock
+lock: setup ## Refresh constraints.txt from the current virtual environment
+	$(PY) -m pip freeze --exclude-editable | grep -v '^payops' > constraints.txt
+
+.PHONY: clean
+clean: ## Remove generated reports, test artefacts and caches (keeps data/ and .venv)
+	rm -rf test-artifacts .pytest_cache
+	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +

@@ -1,0 +1,3 @@
+from payops.cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""The append-only audit trail.
+
+Every change payops makes (a refund decision, a booking status, a repair) writes one
+``audit_log`` row in the same transaction as the change. No code path updates or deletes
+audit rows. Each row carries ``hash`` = SHA-256 over the previous row's hash and this
+row's content, so ``payops audit verify`` can name the first row that was altered,
+inserted or removed by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import orjson
+
+__all__ = ["record", "row_hash", "GENESIS"]
+
+GENESIS = "0" * 64
+
+
+def _canon(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+def row_hash(prev_hash: str, id: int, at: datetime, actor: str, action: str, entity: str,
+             entity_id: str | None, before: str | None, after: str | None, note: str | None) -> str:
+    """The chained hash of one audit row (``before``/``after`` as stored JSON text)."""
+    at_utc = at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    payload = orjson.dumps([prev_hash, id, at_utc, actor, action, entity, entity_id, before, after, note])
+    return hashlib.sha256(payload).hexdigest()
+
+
+def record(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | int | None = None,
+    before: Any = None,
+    after: Any = None,
+    note: str | None = None,
+    at: datetime | None = None,
+) -> int:
+    """Append one audit row on ``con`` (inside the caller's transaction); returns its id.
+
+    Args:
+        actor: who did it (a user name, ``policy``, ``sync``, ``system``).
+        action: what was done, e.g. ``refund_request.approve``.
+        entity: the kind of thing changed, e.g. ``refund_request``.
+        entity_id: which one.
+        before: its state before (any JSON-able value), or None.
+        after: its state after, or None.
+        note: free text from the person acting.
+        at: when; default now (UTC).
+    """
+    at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    (new_id,) = con.execute("SELECT nextval('audit_log_ids')").fetchone()
+    prev = con.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    prev_hash = prev[0] if prev and prev[0] else GENESIS
+    b, a = _canon(before), _canon(after)
+    eid = None if entity_id is None else str(entity_id)
+    h = row_hash(prev_hash, new_id, at, actor, action, entity, eid, b, a, note)
+    con.execute(
+        'INSERT INTO audit_log (id, "at", actor, action, entity, entity_id, "before", after, note, prev_hash, hash) '
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [new_id, at, actor, action, entity, eid, b, a, note, prev_hash, h],
+    )
+    return new_id

@@ -1,0 +1,116 @@
+"""Core commands: init, status, query."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from payops.config import get_settings
+from payops.db import connect, database_path, migrate, query as run_query
+
+DB_OPTION = click.option(
+    "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Database file (default: $PAYOPS_DB or data/payops.duckdb).",
+)
+
+
+def _fmt_ts(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "-"
+
+
+@click.command()
+@DB_OPTION
+def init(db: Path | None) -> None:
+    """Create the database, or bring its schema up to date."""
+    path = database_path(db)
+    with connect(path, migrate_schema=False) as con:
+        applied = migrate(con)
+    if applied:
+        click.echo(f"Database {path}: applied {', '.join(applied)}.")
+    else:
+        click.echo(f"Database {path} is up to date.")
+
+
+def render_status(ov) -> str:
+    """The status overview as terminal text."""
+    lines = []
+    mode = "single-user mode (no payops.toml: you hold every role)" if ov.single_user \
+        else f"roles: {', '.join(ov.roles) or 'none'}"
+    lines.append(click.style("payops status", bold=True) + f"  database {ov.db_path}")
+    lines.append(f"user {ov.user}: {mode}; reporting timezone {ov.timezone}")
+    lines.append("")
+    lines.append(click.style("Tables", bold=True))
+    lines.append(f"  {'table':<22}{'rows':>10}  {'newest object':<22}{'last synced':<22}")
+    for table, n in ov.tables.items():
+        newest = ov.newest.get(table)
+        extra = f"  {_fmt_ts(newest['created']):<22}{_fmt_ts(newest['synced_at']):<22}" if newest else ""
+        lines.append(f"  {table:<22}{n:>10,}{extra}")
+    lines.append("")
+    lines.append(click.style("Sync", bold=True))
+    if ov.sync:
+        for s in ov.sync:
+            lines.append(
+                f"  {s['stream']:<22}{s['done']}/{s['windows']} windows done, "
+                f"{int(s['objects'] or 0):,} objects, last {_fmt_ts(s['updated_at'])}"
+            )
+    else:
+        lines.append("  never synced (run `payops sync`)")
+    lines.append("")
+    p = ov.pending_by_priority
+    lines.append(click.style("Pending refund requests", bold=True) + f"  {ov.pending_total:,} in all")
+    lines.append(f"  URGENT {p['URGENT']:,}   HIGH {p['HIGH']:,}   LARGE {p['LARGE']:,}   other {p['NORMAL']:,}")
+    lines.append("")
+    lines.append(click.style(f"Payments yesterday ({ov.yesterday})", bold=True))
+    if ov.yesterday_payments:
+        for r in ov.yesterday_payments:
+            rate = f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-"
+            lines.append(
+                f"  {r['currency'].upper():<5}{r['attempts']:>7,} payments  {rate:>6} succeeded  "
+                f"gross {r['gross_volume_display']}"
+            )
+    else:
+        lines.append("  none")
+    if ov.alerts:
+        lines.append("")
+        lines.append(click.style("Alerts", bold=True, fg="red"))
+        for a in ov.alerts:
+            lines.append(click.style(f"  ! {a['message']}", fg="red"))
+    return "\n".join(lines)
+
+
+@click.command()
+@DB_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the overview as JSON.")
+def status(db: Path | None = None, as_json: bool = False) -> None:
+    """The overview: rows per table, last sync, pending refunds by priority, yesterday's payments."""
+    from payops.status import overview
+
+    ov = overview(db)
+    if as_json:
+        click.echo(json.dumps(ov.as_dict(), default=str, indent=2))
+    else:
+        click.echo(render_status(ov))
+
+
+@click.command()
+@click.argument("sql")
+@DB_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def query(sql: str, db: Path | None, fmt: str) -> None:
+    """Run one SQL query against the database and print the result."""
+    df = run_query(sql, db=db)
+    if fmt == "csv":
+        df.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", date_format="iso"))
+    else:
+        click.echo(df.to_string(index=False) if len(df) else "(no rows)")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(init)
+    cli.add_command(status)
+    cli.add_command(query)

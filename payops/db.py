@@ -1,0 +1,160 @@
+"""Short-lived DuckDB connections, lock retry, migrations and ``query()``.
+
+DuckDB lets one process hold a database file at a time, so no payops call keeps a
+connection between calls: each opens, works and closes. A call that meets another
+process's lock retries with backoff until ``PAYOPS_DB_TIMEOUT`` (default 30 s) and then
+raises :class:`~payops.errors.DatabaseBusy` naming the holder.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from payops.config import get_settings
+from payops.errors import DatabaseBusy, DatabaseError
+
+__all__ = ["connect", "transaction", "query", "migrate", "MIGRATIONS", "database_path"]
+
+_LOCK_RE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
+_HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>\S+)(?: \(PID (?P<pid>\d+)\))?", re.I)
+
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+def _load_migrations() -> list[tuple[int, str, str]]:
+    out = []
+    folder = SQL_DIR / "migrations"
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".sql"):
+            number = int(entry.name.split("_", 1)[0])
+            out.append((number, entry.name, entry.read_text()))
+    return out
+
+
+MIGRATIONS = _load_migrations()
+
+
+def database_path(path: str | Path | None = None) -> Path:
+    """The database file a call uses: ``path`` or the ``PAYOPS_DB`` setting."""
+    return Path(path) if path is not None else get_settings().db_path
+
+
+def _holder(message: str) -> str:
+    m = _HOLDER_RE.search(message)
+    if not m:
+        return "another process"
+    exe = Path(m.group("exe")).name
+    return f"PID {m.group('pid')} ({exe})" if m.group("pid") else exe
+
+
+def _open(path: Path, timeout: float, read_only: bool) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            message = str(exc)
+            if not _LOCK_RE.search(message):
+                raise DatabaseError(f"cannot open database {path}: {message.splitlines()[0]}") from None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DatabaseBusy(
+                    f"database {path} is busy: held by {_holder(message)}; "
+                    f"gave up after {timeout:g} s (PAYOPS_DB_TIMEOUT)"
+                ) from None
+            time.sleep(min(remaining, delay * (0.5 + random.random())))
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as exc:
+            raise DatabaseError(f"cannot open database {path}: {str(exc).splitlines()[0]}") from None
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply the numbered migrations not yet applied; returns their names. Idempotent."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    done = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    applied = []
+    for number, name, sql in MIGRATIONS:
+        if number in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(sql)
+            con.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, now())", [number, name]
+            )
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+@contextmanager
+def connect(
+    path: str | Path | None = None,
+    *,
+    timeout: float | None = None,
+    read_only: bool = False,
+    migrate_schema: bool = True,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the database for the duration of a ``with`` block, then close it.
+
+    Creates the file (and its folder) and applies migrations on first use. Waits for
+    another process's lock up to ``timeout`` seconds (default ``PAYOPS_DB_TIMEOUT``).
+    """
+    settings = get_settings()
+    db = database_path(path)
+    if timeout is None:
+        timeout = settings.db_timeout
+    if not read_only:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    elif not db.exists():
+        raise DatabaseError(f"no database at {db}; run `payops init` or `payops demo` first")
+    con = _open(db, timeout, read_only)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if migrate_schema and not read_only:
+            migrate(con)  # one cheap SELECT once the schema is current
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``BEGIN`` ... ``COMMIT`` on ``con``, rolled back if the block raises."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def query(sql: str, params: Any = None, *, db: str | Path | None = None) -> pd.DataFrame:
+    """Run one SQL statement and return its rows as a DataFrame; the connection is closed before returning.
+
+    Example: ``payops.query("SELECT currency, sum(amount) FROM charges GROUP BY 1")``.
+    """
+    with connect(db) as con:
+        try:
+            rel = con.execute(sql, params) if params is not None else con.execute(sql)
+            return rel.df()
+        except duckdb.Error as exc:
+            raise DatabaseError(f"query failed: {str(exc).splitlines()[0]}") from None

@@ -1,0 +1,143 @@
+"""The overview operators start their day with (``payops status``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from payops.config import get_settings
+from payops.db import connect, database_path
+from payops.money import format_amount, from_decimal
+
+__all__ = ["Overview", "overview", "STRIPE_TABLES", "ALL_TABLES", "large_threshold"]
+
+STRIPE_TABLES = (
+    "customers", "payment_intents", "charges", "refunds",
+    "balance_transactions", "disputes", "payouts",
+)
+ALL_TABLES = STRIPE_TABLES + (
+    "events", "bookings", "refund_requests", "audit_log", "daily_metrics", "sync_state",
+)
+
+
+def large_threshold(currency: str, settings=None) -> int:
+    """The LARGE threshold for ``currency`` in minor units (``[refunds] large_above``)."""
+    settings = settings or get_settings()
+    table = settings.refunds["large_above"]
+    raw = table.get(currency.lower(), table.get(currency.upper(), table.get("default", "50.00")))
+    return from_decimal(str(raw), currency)
+
+
+@dataclass
+class Overview:
+    """Everything ``payops status`` shows, as data."""
+
+    db_path: Path
+    user: str
+    single_user: bool
+    roles: list[str]
+    timezone: str
+    tables: dict[str, int]
+    newest: dict[str, dict[str, Any]]
+    sync: list[dict[str, Any]]
+    pending_by_priority: dict[str, int]
+    pending_total: int
+    yesterday: date
+    yesterday_payments: list[dict[str, Any]]
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dict(self.__dict__)
+        out["db_path"] = str(self.db_path)
+        out["yesterday"] = self.yesterday.isoformat()
+        return out
+
+
+def _pending_by_priority(con: duckdb.DuckDBPyConnection, settings) -> tuple[dict[str, int], int]:
+    """PENDING requests per priority. URGENT and HIGH are by age; LARGE overlaps both."""
+    now = datetime.now(timezone.utc)
+    currencies = [r[0] for r in con.execute(
+        "SELECT DISTINCT currency FROM refund_requests WHERE status = 'PENDING'").fetchall()]
+    counts = {"URGENT": 0, "HIGH": 0, "LARGE": 0, "NORMAL": 0}
+    if not currencies:
+        return counts, 0
+    thresholds = [x for c in currencies for x in (c, large_threshold(c, settings))]
+    urgent = now - timedelta(days=settings.refunds["urgent_after_days"])
+    high = now - timedelta(days=settings.refunds["high_after_days"])
+    values = ", ".join("(?, ?)" for _ in currencies)
+    urgent_n, high_n, large_n, normal_n, total = con.execute(
+        f"""
+        WITH t(currency, large) AS (VALUES {values})
+        SELECT count(*) FILTER (WHERE r.requested_at < $urgent),
+               count(*) FILTER (WHERE r.requested_at >= $urgent AND r.requested_at < $high),
+               count(*) FILTER (WHERE r.amount > t.large),
+               count(*) FILTER (WHERE r.requested_at >= $high AND r.amount <= t.large),
+               count(*)
+        FROM refund_requests r JOIN t USING (currency)
+        WHERE r.status = 'PENDING'
+        """.replace("$urgent", "?::TIMESTAMPTZ").replace("$high", "?::TIMESTAMPTZ"),
+        thresholds + [urgent, urgent, high, high],
+    ).fetchone()
+    counts.update(URGENT=urgent_n, HIGH=high_n, LARGE=large_n, NORMAL=normal_n)
+    return counts, total
+
+
+def overview(db: str | Path | None = None, *, today: date | None = None) -> Overview:
+    """Collect the status overview in one short connection.
+
+    Args:
+        db: database path (default ``PAYOPS_DB``).
+        today: the reporting day to treat as today (default: today in ``PAYOPS_TIMEZONE``).
+    """
+    settings = get_settings()
+    path = database_path(db)
+    tz = settings.tz
+    today = today or datetime.now(tz).date()
+    yesterday = today - timedelta(days=1)
+    with connect(path) as con:
+        tables = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ALL_TABLES}
+        newest = {}
+        for t in STRIPE_TABLES:
+            created, synced = con.execute(f"SELECT max(created), max(synced_at) FROM {t}").fetchone()
+            newest[t] = {"created": created, "synced_at": synced}
+        sync = [
+            dict(zip(("stream", "windows", "done", "objects", "updated_at"), r))
+            for r in con.execute(
+                "SELECT stream, count(*), count(*) FILTER (WHERE done), sum(objects), max(updated_at) "
+                "FROM sync_state GROUP BY stream ORDER BY stream"
+            ).fetchall()
+        ]
+        pending, pending_total = _pending_by_priority(con, settings)
+        start = datetime.combine(yesterday, datetime.min.time(), tzinfo=tz)
+        end = start + timedelta(days=1)
+        rows = con.execute(
+            """
+            SELECT currency,
+                   count(*) AS attempts,
+                   count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   coalesce(sum(amount_captured) FILTER (WHERE status = 'succeeded'), 0) AS gross_volume
+            FROM charges WHERE created >= ? AND created < ?
+            GROUP BY currency ORDER BY gross_volume DESC, currency
+            """,
+            [start, end],
+        ).fetchall()
+    payments = []
+    for cur, attempts, ok, failed, gross in rows:
+        decided = ok + failed
+        payments.append({
+            "currency": cur, "attempts": attempts, "succeeded": ok, "failed": failed,
+            "success_rate": (ok / decided) if decided else None,
+            "gross_volume": int(gross), "gross_volume_display": format_amount(int(gross), cur),
+        })
+    ov = Overview(
+        db_path=path, user=settings.user, single_user=settings.single_user,
+        roles=settings.roles_of(settings.user), timezone=settings.timezone, tables=tables,
+        newest=newest, sync=sync, pending_by_priority=pending, pending_total=pending_total,
+        yesterday=yesterday, yesterday_payments=payments,
+    )
+    return ov

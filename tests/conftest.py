@@ -1,0 +1,41 @@
+"""Shared fixtures: every test gets a clean environment and its own database file."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+_ISOLATED = ("PAYOPS_", "STRIPE_")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """No setting leaks in from the developer's shell; cwd is a fresh folder."""
+    for name in list(os.environ):
+        if name.startswith(_ISOLATED):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PAYOPS_DB", str(tmp_path / "payops.duckdb"))
+    monkeypatch.setenv("PAYOPS_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.setenv("PAYOPS_USER", "tester")
+    monkeypatch.setenv("PAYOPS_DB_TIMEOUT", "5")
+    yield
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """The test's database file (also in $PAYOPS_DB)."""
+    return tmp_path / "payops.duckdb"
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
