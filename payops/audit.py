@@ -72,3 +72,40 @@ def record(
         [new_id, at, actor, action, entity, eid, b, a, note, prev_hash, h],
     )
     return new_id
+
+
+def list_rows(
+    *,
+    entity: str | None = None,
+    entity_id: str | None = None,
+    since: datetime | None = None,
+    actor: str | None = None,
+    limit: int | None = 200,
+    db=None,
+):
+    """Audit rows, newest first, as a DataFrame (filters are optional).
+
+    Args:
+        entity: only this kind of entity (``refund_request``, ``booking``, ...).
+        entity_id: only this entity.
+        since: only rows at or after this moment.
+        actor: only rows by this actor.
+        limit: at most this many rows (None: all).
+    """
+    from payops.db import query
+
+    where, params = [], []
+    for column, value in (("entity", entity), ("entity_id", entity_id), ("actor", actor)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(str(value))
+    if since is not None:
+        where.append('"at" >= ?')
+        params.append(since)
+    sql = 'SELECT id, "at", actor, action, entity, entity_id, "before", after, note FROM audit_log'
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return query(sql, params or None, db=db)
