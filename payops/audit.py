@@ -109,3 +109,95 @@ def list_rows(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return query(sql, params or None, db=db)
+
+
+# --- verification (appended: `payops audit verify`) -----------------------------------
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+
+@_dataclass
+class VerifyResult:
+    """What :func:`verify_chain` found.
+
+    Attributes:
+        ok: the chain is intact.
+        rows: audit rows checked.
+        problem: ``None``, ``"altered"``, ``"inserted"`` or ``"removed"``.
+        row_id: the row named by the problem (for ``"removed"``: the first missing id).
+        message: one line for a person.
+    """
+
+    ok: bool
+    rows: int
+    problem: str | None = None
+    row_id: int | None = None
+    message: str = ""
+
+
+def _content_ok(row: tuple) -> bool:
+    rid, at, actor, action, entity, eid, before, after, note, prev_hash, h = row
+    if not h or prev_hash is None:
+        return False
+    return row_hash(prev_hash, rid, at, actor, action, entity, eid, before, after, note) == h
+
+
+def verify_chain(db=None) -> VerifyResult:
+    """Recompute the audit hash chain in id order and name the first row that breaks it.
+
+    A row whose stored hash does not match its content was *altered*; a row that does not
+    link to its predecessor while the row after it links past it was *inserted*; a missing
+    link across a gap in ids means rows were *removed*. Removing the newest rows leaves no
+    trace in a hash chain (nothing follows them); every other edit is found.
+
+    Args:
+        db: database path (default ``PAYOPS_DB``).
+    """
+    from payops.db import connect
+
+    with connect(db) as con:
+        rows = con.execute(
+            'SELECT id, "at", actor, action, entity, entity_id, CAST("before" AS VARCHAR), '
+            "CAST(after AS VARCHAR), note, prev_hash, hash FROM audit_log ORDER BY id"
+        ).fetchall()
+    n = len(rows)
+    for i, row in enumerate(rows):
+        rid, prev_hash, h = row[0], row[9], row[10]
+        expected_prev = rows[i - 1][10] if i else GENESIS
+        linked = prev_hash == expected_prev
+        content = _content_ok(row)
+        if linked and content:
+            continue
+        nxt = rows[i + 1] if i + 1 < n else None
+        if not content:
+            # A forged row: the next row still links to what came before it, or it is the last.
+            if nxt is not None and nxt[9] == expected_prev and nxt[9] != h:
+                return VerifyResult(False, n, "inserted", rid,
+                                    f"audit row {rid} was inserted by hand (the chain links past it)")
+            if nxt is None and not linked:
+                return VerifyResult(False, n, "inserted", rid,
+                                    f"audit row {rid} was inserted by hand (it does not link to row "
+                                    f"{rows[i - 1][0] if i else 'genesis'})")
+            return VerifyResult(False, n, "altered", rid,
+                                f"audit row {rid} was altered (its hash does not match its content)")
+        # The row is self-consistent but does not link to the row before it.
+        if i >= 2 and prev_hash == rows[i - 2][10]:
+            bad = rows[i - 1][0]
+            return VerifyResult(False, n, "inserted", bad,
+                                f"audit row {bad} was inserted by hand (row {rid} links past it)")
+        if i == 1 and prev_hash == GENESIS:
+            bad = rows[0][0]
+            return VerifyResult(False, n, "inserted", bad,
+                                f"audit row {bad} was inserted by hand (row {rid} links past it)")
+        prev_id = rows[i - 1][0] if i else 0
+        if rid - prev_id > 1:
+            missing = prev_id + 1
+            span = f"{missing}" if rid - prev_id == 2 else f"{missing}-{rid - 1}"
+            return VerifyResult(False, n, "removed", missing,
+                                f"audit row {span} was removed (row {rid} links to a row that is gone)")
+        bad = rows[i - 1][0] if i else rid
+        return VerifyResult(False, n, "altered", bad,
+                            f"audit row {bad} was altered (row {rid} no longer links to it)")
+    return VerifyResult(True, n, message=f"audit chain intact: {n:,} rows verified")
+
+
+__all__ += ["verify_chain", "VerifyResult"]

@@ -107,7 +107,7 @@ def overview(db: str | Path | None = None, *, today: date | None = None) -> Over
         sync = [
             dict(zip(("stream", "windows", "done", "objects", "updated_at"), r))
             for r in con.execute(
-                "SELECT stream, count(*), count(*) FILTER (WHERE done), sum(objects), max(updated_at) "
+                "SELECT stream, count(*) FILTER (WHERE key LIKE 'w-%'), count(*) FILTER (WHERE key LIKE 'w-%' AND done), sum(objects), max(updated_at) "
                 "FROM sync_state GROUP BY stream ORDER BY stream"
             ).fetchall()
         ]
@@ -140,4 +140,7 @@ def overview(db: str | Path | None = None, *, today: date | None = None) -> Over
         newest=newest, sync=sync, pending_by_priority=pending, pending_total=pending_total,
         yesterday=yesterday, yesterday_payments=payments,
     )
+    from payops.metrics import alerts  # metrics imports this module: import late
+
+    ov.alerts = alerts(db=path, today=today)
     return ov

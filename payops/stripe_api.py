@@ -20,13 +20,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 import stripe
 
 from payops.config import Settings, get_settings
 from payops.errors import (ConfigError, RateLimited, StripeAuthError, StripeError,
                            StripeUnavailable)
 
-__all__ = ["PINNED_API_VERSION", "StripeAPI", "TokenBucket", "get_client", "to_dict", "RESOURCES"]
+__all__ = ["PINNED_API_VERSION", "StripeAPI", "TokenBucket", "get_client", "to_dict", "RESOURCES",
+           "window_params"]
 
 PINNED_API_VERSION: str = stripe.api_version
 
@@ -92,6 +94,16 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def window_params(start: int | None, end: int | None) -> dict[str, Any]:
+    """``{"created": {"gte": start, "lt": end}}`` for the bounds given (none: ``{}``)."""
+    created: dict[str, int] = {}
+    if start is not None:
+        created["gte"] = int(start)
+    if end is not None:
+        created["lt"] = int(end)
+    return {"created": created} if created else {}
+
+
 def _message(exc: stripe.StripeError) -> str:
     msg = getattr(exc, "user_message", None) or getattr(exc, "_message", None) or str(exc)
     return str(msg).splitlines()[0] if msg else exc.__class__.__name__
@@ -150,7 +162,14 @@ class StripeAPI:
             RateLimited: Stripe kept answering 429 after every retry.
             StripeUnavailable: network or server errors after every retry.
         """
+        return self._call(fn, args, kwargs)
+
+    def _call(self, fn: Callable[..., Any], args: tuple, kwargs: dict, *,
+              server_attempts: int | None = None) -> Any:
+        """:meth:`call`, with 5xx/network retries capped at ``server_attempts`` (429s keep
+        the full budget): a probe must learn quickly that a server refuses a filter."""
         last: Exception | None = None
+        server_failures = 0
         for attempt in range(self.max_attempts):
             self.bucket.acquire()
             self._count("requests")
@@ -167,11 +186,15 @@ class StripeAPI:
                 last = exc
             except (stripe.APIConnectionError,) as exc:
                 last = exc
+                server_failures += 1
             except stripe.APIError as exc:
                 status = getattr(exc, "http_status", None) or 500
                 if status < 500:
                     raise self._terminal(exc) from None
                 last = exc
+                server_failures += 1
+                if server_attempts is not None and server_failures >= server_attempts:
+                    raise self._terminal(exc) from None
             except (stripe.InvalidRequestError, stripe.CardError, stripe.IdempotencyError) as exc:
                 raise self._terminal(exc) from None
             except stripe.StripeError as exc:
@@ -202,23 +225,93 @@ class StripeAPI:
         """One object as a dict, e.g. ``retrieve("charge", "ch_123")``."""
         return to_dict(self.call(self.service(object_type).retrieve, object_id, params or None))
 
-    def list_page(self, object_type: str, params: dict[str, Any]) -> dict:
+    def request_json(self, method: str, path: str, params: dict[str, Any] | None = None, *,
+                     server_attempts: int | None = None) -> dict:
+        """One request through the SDK's raw path, the body parsed with orjson.
+
+        Pages of 100 objects are parsed ~10x faster this way than into ``StripeObject``s
+        (which costs ~36 ms a page and holds the GIL), so many worker threads do not queue
+        behind the parser. Same limiter, retries and error translation as :meth:`call`.
+        """
+        return self._call(self._raw_json, (method, path, dict(params or {})), {},
+                          server_attempts=server_attempts)
+
+    def _raw_json(self, method: str, path: str, params: dict[str, Any]) -> dict:
+        requestor = getattr(self.raw, "_requestor", None)
+        if requestor is None or not hasattr(requestor, "request_raw"):  # pragma: no cover
+            return orjson.loads(self.raw.raw_request(method, path, **params).body)
+        rbody, rcode, rheaders = requestor.request_raw(
+            method, path, params=params, options={}, base_address="api", api_mode="V1",
+            usage=["raw_request"])
+        if 200 <= rcode < 300:
+            return orjson.loads(rbody)
+        # Errors go through the SDK so they become the usual stripe.* exceptions.
+        requestor._interpret_response(rbody, rcode, rheaders, "V1")
+        raise stripe.APIError(f"unexpected HTTP status {rcode}", http_status=rcode)  # pragma: no cover
+
+    def list_page(self, object_type: str, params: dict[str, Any], *,
+                  server_attempts: int | None = None) -> dict:
         """One page of a list: ``{"data": [dict...], "has_more": bool}``."""
-        page = self.call(self.service(object_type).list, params)
-        return {"data": [to_dict(o) for o in page.data], "has_more": bool(page.has_more)}
+        page = self.request_json("get", f"/v1/{RESOURCES[object_type]}", params,
+                                 server_attempts=server_attempts)
+        return {"data": page.get("data") or [], "has_more": bool(page.get("has_more"))}
 
     def list_all(self, object_type: str, params: dict[str, Any] | None = None) -> Iterator[dict]:
-        """Every object of a list, paging with ``starting_after`` (no order assumed)."""
+        """Every object of a list, paging with ``starting_after`` (no order assumed).
+
+        Stops when a page brings no id not seen before: some servers answer an unknown
+        ``starting_after`` with the first page again, which would otherwise page forever.
+        """
         params = {"limit": 100, **(params or {})}
-        seen_last = None
+        seen: set[str] = set()
         while True:
             page = self.list_page(object_type, params)
-            data = page["data"]
+            data = [o for o in page["data"] if o.get("id") not in seen]
             yield from data
-            if not page["has_more"] or not data or data[-1]["id"] == seen_last:
+            if not page["has_more"] or not data:
                 return
-            seen_last = data[-1]["id"]
-            params = {**params, "starting_after": seen_last}
+            seen.update(o["id"] for o in data)
+            params = {**params, "starting_after": page["data"][-1]["id"]}
+
+    def list_window(self, object_type: str, start: int | None = None, end: int | None = None,
+                    params: dict[str, Any] | None = None) -> Iterator[dict]:
+        """Every object with ``start <= created < end`` (either bound optional), paging with
+        ``starting_after``; no order assumed."""
+        return self.list_all(object_type, {**(params or {}), **window_params(start, end)})
+
+    def list_window_page(self, object_type: str, start: int | None, end: int | None,
+                         starting_after: str | None = None, *, limit: int = 100,
+                         params: dict[str, Any] | None = None,
+                         server_attempts: int | None = None) -> dict:
+        """One page of the ``[start, end)`` created window after ``starting_after``."""
+        p: dict[str, Any] = {"limit": limit, **(params or {}), **window_params(start, end)}
+        if starting_after:
+            p["starting_after"] = starting_after
+        return self.list_page(object_type, p, server_attempts=server_attempts)
+
+    def probe_list(self, object_type: str, params: dict[str, Any] | None = None) -> tuple[str, dict | None, str]:
+        """Whether this server serves a list with these filters, learnt from one request.
+
+        Returns ``(verdict, page, message)``: ``("ok", page, "")`` when the filtered request
+        worked; ``("refused", None, msg)`` when the filtered request was refused (400, 404 or
+        5xx: servers like localstripe refuse ``created`` or ``types[]``) but the unfiltered
+        list works; ``("missing", None, msg)`` when the endpoint itself does not exist.
+        A rejected key still raises :class:`StripeAuthError`.
+        """
+        try:
+            return "ok", self.list_page(object_type, {"limit": 100, **(params or {})},
+                                        server_attempts=2), ""
+        except (StripeError, StripeUnavailable) as exc:
+            if isinstance(exc, StripeAuthError):
+                raise
+            refusal = exc.message
+        try:
+            self.list_page(object_type, {"limit": 1}, server_attempts=2)
+        except (StripeError, StripeUnavailable) as exc:
+            if isinstance(exc, StripeAuthError):
+                raise
+            return "missing", None, f"{exc.message} (even without filters)"
+        return "refused", None, refusal
 
     def create_refund(self, *, idempotency_key: str, charge: str | None = None, payment_intent: str | None = None,
                       amount: int | None = None, reason: str | None = None,

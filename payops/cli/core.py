@@ -84,10 +84,27 @@ def render_status(ov) -> str:
 @click.command()
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the overview as JSON.")
-def status(db: Path | None = None, as_json: bool = False) -> None:
+@click.option("--check", is_flag=True,
+              help="Exit 1 when a KPI is breached (printing which), 0 when healthy, 3 when it cannot check.")
+def status(db: Path | None = None, as_json: bool = False, check: bool = False) -> None:
     """The overview: rows per table, last sync, pending refunds by priority, yesterday's payments."""
+    from payops.errors import PayopsError
     from payops.status import overview
 
+    if check:
+        # cron and monitoring read the exit code: 1 is reserved for "a KPI is breached"
+        try:
+            ov = overview(db)
+        except PayopsError as exc:
+            click.secho(f"Error: {exc.message}", fg="red", err=True)
+            sys.exit(3)
+        if as_json:
+            click.echo(json.dumps(ov.as_dict(), default=str, indent=2))
+        for a in ov.alerts:
+            click.echo(f"KPI breached: {a['message']}")
+        if not as_json and not ov.alerts:
+            click.echo("OK: every KPI is within its threshold.")
+        sys.exit(1 if ov.alerts else 0)
     ov = overview(db)
     if as_json:
         click.echo(json.dumps(ov.as_dict(), default=str, indent=2))

@@ -1,0 +1,108 @@
+"""Metrics, exports and reports: ``payops analytics``, ``payops export``, ``payops report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from payops.cli.core import DB_OPTION
+
+
+def _date(ctx, param, value):
+    from payops.metrics import parse_date
+
+    try:
+        return parse_date(value)
+    except Exception as exc:  # InvalidInput -> a click usage error naming the option
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.option("--from", "start", callback=_date, help="First day (YYYY-MM-DD, reporting timezone); default: the first day with data.")
+@click.option("--to", "end", callback=_date, help="Last day, inclusive; default: the last day with data.")
+@DB_OPTION
+def analytics(start, end, db: Path | None) -> None:
+    """Recompute daily_metrics (per day in PAYOPS_TIMEZONE and currency) and show the KPIs."""
+    import time
+
+    from payops import metrics
+    from payops.config import get_settings
+
+    began = time.monotonic()
+    n = metrics.compute_daily(start, end, db=db)
+    took = time.monotonic() - began
+    tz = get_settings().timezone
+    span = f"{start or 'first day'} to {end or 'last day'}"
+    click.echo(f"daily_metrics: {n:,} rows (day x currency) for {span} in {tz}, computed in {took:.2f} s.")
+    if n:
+        from payops.money import format_amount
+
+        frame = metrics.summary(*_span(start, end, db), db=db)
+        for r in frame.itertuples(index=False):
+            rate = f"{r.success_rate * 100:.1f}%" if r.success_rate == r.success_rate else "-"
+            click.echo(
+                f"  {r.currency.upper():<5}{int(r.attempts):>9,} payments  {rate:>6} succeeded  "
+                f"gross {format_amount(int(r.gross_volume), r.currency)}  net {format_amount(int(r.net), r.currency)}"
+            )
+
+
+def _span(start, end, db):
+    """The days just computed: the given bounds, else what daily_metrics holds."""
+    if start and end:
+        return start, end
+    from payops.db import query
+
+    got = query("SELECT min(day) AS lo, max(day) AS hi FROM daily_metrics", db=db).iloc[0]
+    return start or got["lo"].date(), end or got["hi"].date()
+
+
+@click.command(name="export")
+@click.argument("kind", type=click.Choice(["payments", "refunds", "refund-requests", "customers", "daily-metrics"]))
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True,
+              help="File format.")
+@click.option("--from", "start", callback=_date, help="First day (YYYY-MM-DD, reporting timezone).")
+@click.option("--to", "end", callback=_date, help="Last day, inclusive.")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="File to write, or - for stdout (csv/json); default <kind>[_<from>_<to>].<format>.")
+@DB_OPTION
+def export_cmd(kind, fmt, start, end, out, db) -> None:
+    """Export payments, refunds, refund requests, customers or daily metrics as CSV, JSON or Parquet."""
+    from payops.exports import export
+
+    path = export(kind, fmt, start=start, end=end, out=out, db=db)
+    if path is not None:
+        click.echo(f"Wrote {path}", err=True)
+
+
+@click.command()
+@click.argument("period", type=click.Choice(["daily", "weekly", "monthly"]))
+@click.option("--date", "day", callback=_date,
+              help="A day inside the period (YYYY-MM-DD); default: yesterday / last complete week / last complete month.")
+@click.option("--notebook", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="Report notebook to run (default: notebooks/report.ipynb).")
+@click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to publish (default: $PAYOPS_REPORTS_DIR or reports/).")
+@click.option("--progress/--no-progress", default=None, help="Show the cell progress bar (default: on a terminal).")
+@DB_OPTION
+def report(period, day, notebook, reports_dir, progress, db) -> None:
+    """Run the report notebook for a daily, weekly or monthly period and publish HTML, JSON and CSV."""
+    import sys
+
+    from payops.reports import run_report
+
+    if progress is None:
+        progress = sys.stderr.isatty()
+    r = run_report(period, day, db=db, reports_dir=reports_dir, notebook=notebook, progress=progress)
+    click.echo(f"{r.period.kind} report {r.period.label} ({r.period.start} to {r.period.end}) in {r.seconds:.1f} s:")
+    click.echo(f"  {r.html}")
+    click.echo(f"  {r.metrics_json}  + {len(r.exports)} CSV exports, executed notebook {r.notebook.name}")
+    click.echo(f"  index: {r.index}")
+    for a in r.alerts:
+        click.secho(f"  ! {a['message']}", fg="red")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(analytics)
+    cli.add_command(export_cmd)
+    cli.add_command(report)

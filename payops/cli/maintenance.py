@@ -1,0 +1,138 @@
+"""Maintenance commands: fix, cleanup, restore, erase-customer, audit verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from payops.cli.core import DB_OPTION
+
+# `audit verify` attaches to the `audit` group; if that group is not registered yet when
+# this module registers, the command waits here for whoever wires it.
+PENDING_AUDIT_COMMANDS: list[click.Command] = []
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="Report what is wrong; change nothing.")
+@click.option("--stuck-after", metavar="AGE", default=None,
+              help="PROCESSING longer than this is stuck, e.g. 1h or 2d (default: [refunds] stuck_processing_hours).")
+@click.option("--kind", "kinds", multiple=True, metavar="KIND",
+              help="Only this kind of check (repeatable): " + ", ".join(
+                  ["request_processed_without_refund", "refund_for_unprocessed_request", "charge_refunded_mismatch",
+                   "charge_without_balance_transaction", "booking_unknown_payment_intent",
+                   "request_stuck_processing", "daily_metrics_stale"]) + ".")
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Archive folder whose objects count as present (default: $PAYOPS_ARCHIVE_DIR).")
+@DB_OPTION
+def fix(dry_run: bool, stuck_after: str | None, kinds: tuple[str, ...], archive: Path | None, db: Path | None) -> None:
+    """Find inconsistencies and repair them (one line per finding, an audit row per repair).
+
+    Exits 1 when something is left that could not be repaired (with --dry-run: when
+    anything was found).
+    """
+    from payops.maintenance import fix as run_fix
+
+    findings = run_fix(dry_run=dry_run, stuck_after=stuck_after, kinds=kinds or None, archive=archive, db=db)
+    for f in findings:
+        click.echo(f.line(dry_run))
+    if not findings:
+        click.echo("No inconsistencies found.")
+        return
+    left = [f for f in findings if not f.repaired]
+    repaired = len(findings) - len(left)
+    if dry_run:
+        click.echo(f"{len(findings)} finding(s); nothing changed (--dry-run).")
+        raise SystemExit(1)
+    click.echo(f"{len(findings)} finding(s): {repaired} repaired, {len(left)} left for a person.")
+    if left:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--older-than", "older_than", metavar="AGE", default="365d", show_default=True,
+              help="Archive and delete Stripe objects and events created before now minus AGE (e.g. 365d, 52w, 2y).")
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Archive folder (default: $PAYOPS_ARCHIVE_DIR, data/archive).")
+@click.option("--dry-run", is_flag=True, help="Count what would be archived; write and delete nothing.")
+@DB_OPTION
+def cleanup(older_than: str, archive: Path | None, dry_run: bool, db: Path | None) -> None:
+    """Move old Stripe objects and events to a Parquet archive, verify it, then delete them.
+
+    Refund requests, audit rows, bookings and daily_metrics are never deleted.
+    """
+    from payops.maintenance import cleanup as run_cleanup
+
+    result = run_cleanup(older_than, archive=archive, dry_run=dry_run, db=db, progress=True)
+    verb = "would archive" if dry_run else "archived and deleted"
+    click.echo(f"Cutoff {result.cutoff:%Y-%m-%d %H:%M} UTC, archive {result.archive}")
+    for table, n in result.tables.items():
+        if n:
+            click.echo(f"  {table:<22}{n:>10,}")
+    click.echo(f"{result.total:,} row(s) {verb}" + (f" ({len(result.files)} archive file(s) written)."
+                                                    if not dry_run else "."))
+
+
+@click.command()
+@click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@DB_OPTION
+def restore(archive: Path, db: Path | None) -> None:
+    """Bring an archive folder back into the database (newer-wins; running it twice is harmless)."""
+    from payops.maintenance import restore as run_restore
+
+    result = run_restore(archive, db=db)
+    for table, c in result.tables.items():
+        click.echo(f"  {table:<22}{c['new']:>8,} new {c['updated']:>8,} updated {c['unchanged']:>8,} unchanged")
+    click.echo(f"Restored {result.new:,} new and {result.updated:,} newer row(s) from {archive}.")
+
+
+@click.command("erase-customer")
+@click.argument("customer")
+@click.option("--dry-run", is_flag=True, help="Count what would be erased; change nothing.")
+@click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Archive folder to scrub too (default: $PAYOPS_ARCHIVE_DIR).")
+@click.option("--exports", "exports", multiple=True, type=click.Path(path_type=Path),
+              help="Export folder or file to scrub (repeatable; default: $PAYOPS_REPORTS_DIR and ./exports).")
+@DB_OPTION
+def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: tuple[Path, ...],
+                   db: Path | None) -> None:
+    """Remove one customer's personal data from every table, the archive and exports (amounts and ids stay)."""
+    from payops.maintenance import erase_customer as run_erase
+
+    r = run_erase(customer, dry_run=dry_run, archive=archive, exports=list(exports) or None, db=db)
+    verb = "would be scrubbed" if dry_run else "scrubbed"
+    for table, n in r.tables.items():
+        click.echo(f"  {table:<22}{n:>8,} row(s)")
+    click.echo(f"  {'archive files':<22}{r.archive_files:>8,}")
+    click.echo(f"  {'export files':<22}{r.export_files:>8,}")
+    click.echo(f"Customer {customer}: {sum(r.tables.values()):,} row(s) and "
+               f"{r.archive_files + r.export_files:,} file(s) {verb}.")
+    if r.audit_rows_mentioning:
+        click.echo(f"Note: {r.audit_rows_mentioning:,} audit row(s) mention this customer's email; the audit log "
+                   "is append-only and hash-chained, so they were left as they are.")
+
+
+@click.command()
+@DB_OPTION
+def verify(db: Path | None) -> None:
+    """Check the audit log's hash chain; name the first row altered, inserted or removed (exit 1)."""
+    from payops.audit import verify_chain
+
+    result = verify_chain(db)
+    if result.ok:
+        click.echo(result.message)
+        return
+    click.secho(f"Error: audit chain broken: {result.message}", fg="red", err=True)
+    raise SystemExit(1)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(fix)
+    cli.add_command(cleanup)
+    cli.add_command(restore)
+    cli.add_command(erase_customer)
+    group = cli.commands.get("audit")
+    if isinstance(group, click.Group):
+        group.add_command(verify)
+    else:
+        PENDING_AUDIT_COMMANDS.append(verify)

@@ -1,0 +1,270 @@
+"""`payops refunds ...` and `payops bookings ...`: the refund workflow from the terminal.
+
+Bulk commands print one line per request and exit 1 if any request failed.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from payops.cli.core import DB_OPTION
+from payops.errors import InvalidInput, PayopsError
+
+BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
+
+
+def _age(hours: float) -> str:
+    hours = max(0.0, float(hours))
+    if hours >= 24:
+        return f"{int(hours // 24)}d {int(hours % 24)}h"
+    if hours >= 1:
+        return f"{int(hours)}h {int((hours % 1) * 60)}m"
+    return f"{int(hours * 60)}m"
+
+
+def _report(results, *, verb: str) -> None:
+    """One line per request; exit 1 when any failed."""
+    failed = 0
+    for r in results:
+        mark = click.style("ok  ", fg="green") if r.ok else click.style("FAIL", fg="red")
+        click.echo(f"{mark} {r.message}")
+        failed += not r.ok
+    if not results:
+        click.echo(f"Nothing to {verb}.")
+    elif failed:
+        click.echo(f"{failed} of {len(results)} failed.", err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _amount(payment: str, amount: str | None, db) -> int | None:
+    """A major-unit amount typed by a person -> minor units in the payment's currency."""
+    if amount is None:
+        return None
+    from payops.money import from_decimal
+    from payops.refunds import check
+
+    currency = check(payment, db=db).payment["currency"]
+    return from_decimal(amount, currency)
+
+
+@click.group()
+def refunds() -> None:
+    """Refund requests: list the review queue, request, check, approve, reject, process."""
+
+
+@refunds.command("list")
+@click.option("--status", "statuses", multiple=True,
+              help="Only this status (repeatable; default PENDING; 'all' for every status).")
+@click.option("--priority", "priorities", multiple=True, help="Only URGENT, HIGH, LARGE or NORMAL (repeatable).")
+@click.option("--currency", help="Only this currency, e.g. usd.")
+@click.option("--search", help="Customer id, email or name, payment intent or charge (substring).")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows per page.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows to skip.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@DB_OPTION
+def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db) -> None:
+    """The review queue in priority order: URGENT, HIGH, then others; LARGE first; oldest first."""
+    from payops.refunds import queue, queue_count
+
+    status = None if any(s.lower() == "all" for s in statuses) else (tuple(statuses) or ("PENDING",))
+    filters = dict(status=status, priority=list(priorities) or None, currency=currency, search=search, db=db)
+    df = queue(limit=limit, offset=offset, **filters)
+    total = queue_count(**filters)
+    if as_json:
+        click.echo(df.to_json(orient="records", date_format="iso", force_ascii=False))
+        return
+    if df.empty:
+        click.echo("No refund requests match.")
+        return
+    for r in df.itertuples(index=False):
+        badges = " ".join(BADGES[p] for p in r.priorities)
+        who = r.customer_email or r.customer or "-"
+        click.echo(f"#{r.id:<7} {r.status:<10} {badges:<20} {r.amount_display:>12}  {_age(r.age_hours):>7}  "
+                   f"{who:<32} {r.payment_intent or r.charge or '-':<28} {r.reason}")
+    click.echo(f"showing {offset + 1}-{offset + len(df)} of {total:,}")
+
+
+@refunds.command("request")
+@click.argument("payment")
+@click.option("--amount", help="Amount in major units, e.g. 12.50 (default: all still refundable).")
+@click.option("--reason", required=True, type=click.Choice(["requested_by_customer", "duplicate", "fraudulent"]),
+              help="Stripe's refund reason.")
+@click.option("--note", help="Why (free text).")
+@DB_OPTION
+def request_cmd(payment, amount, reason, note, db) -> None:
+    """Open a refund request for a payment (pi_... or ch_...)."""
+    from payops.money import format_amount
+    from payops.refunds import request
+
+    row = request(payment, reason=reason, amount=_amount(payment, amount, db), note=note, db=db)
+    click.echo(f"Refund request {row['id']} opened: {format_amount(row['amount'], row['currency'])} "
+               f"on {row['charge'] or row['payment_intent']} ({row['status']}).")
+
+
+@refunds.command("check")
+@click.argument("payment")
+@click.option("--amount", help="Amount in major units to check (default: all still refundable).")
+@DB_OPTION
+def check_cmd(payment, amount, db) -> None:
+    """Say whether a payment can be refunded, and every reason it cannot."""
+    from payops.money import format_amount
+    from payops.refunds import check
+
+    v = check(payment, _amount(payment, amount, db), db=db)
+    p = v.payment
+    cur = p["currency"]
+    click.echo(f"{p['charge'] or p['payment_intent']} ({p['payment_intent'] or '-'}), customer {p['customer'] or '-'}, "
+               f"status {p['status']}")
+    click.echo(f"  captured {format_amount(p['captured'], cur)}, refunded {format_amount(p['refunded'], cur)}, "
+               f"open requests {format_amount(p['open_requests'], cur)}, refundable {format_amount(p['refundable'], cur)}")
+    if p["booking_id"]:
+        click.echo(f"  booking {p['booking_id']}: {p['booking_status'] or 'unknown'}")
+    if v.eligible:
+        click.secho("Eligible.", fg="green")
+    else:
+        click.secho("Not eligible:", fg="red")
+        for reason in v.reasons:
+            click.echo(f"  - {reason}")
+        raise click.exceptions.Exit(1)
+
+
+@refunds.command("show")
+@click.argument("request_id", type=int)
+@DB_OPTION
+def show_cmd(request_id, db) -> None:
+    """One request and its audit history."""
+    from payops.money import format_amount
+    from payops.refunds import get, history
+
+    r = get(request_id, db=db)
+    click.echo(f"Refund request {r['id']}: {r['status']}, {format_amount(r['amount'], r['currency'])} on "
+               f"{r['charge'] or r['payment_intent']} ({r['reason']}), requested by {r['requested_by']}")
+    for key in ("note", "first_approver", "decided_by", "decision_note", "second_approver", "stripe_refund_id",
+                "failure_message"):
+        if r.get(key):
+            click.echo(f"  {key}: {r[key]}")
+    for h in history(request_id, db=db).itertuples(index=False):
+        click.echo(f"  {h.at:%Y-%m-%d %H:%M:%S}  {h.actor:<10} {h.action:<32} {h.note or ''}")
+
+
+@refunds.command("approve")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--note", help="A note kept with the decision.")
+@DB_OPTION
+def approve_cmd(ids, note, db) -> None:
+    """Approve PENDING requests (a LARGE one needs a second approval by a senior); FAILED ones go back for a retry."""
+    from payops.refunds import approve
+
+    _report(approve(list(ids), note=note, db=db), verb="approve")
+
+
+@refunds.command("reject")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@click.option("--note", required=True, help="Why (required).")
+@DB_OPTION
+def reject_cmd(ids, note, db) -> None:
+    """Reject PENDING requests; a note is required."""
+    from payops.refunds import reject
+
+    _report(reject(list(ids), note=note, db=db), verb="reject")
+
+
+@refunds.command("apply-policy")
+@DB_OPTION
+def apply_policy_cmd(db) -> None:
+    """Auto-approve requests whose session was cancelled, a tutor no-show, or not yet held (under the cap)."""
+    from payops.refunds import apply_policy
+
+    _report(apply_policy(db=db), verb="approve by policy")
+
+
+@refunds.command("process")
+@click.option("--dry-run", is_flag=True, help="Only say what would be sent to Stripe.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many requests.")
+@DB_OPTION
+def process_cmd(dry_run, limit, db) -> None:
+    """Send APPROVED requests to Stripe as refunds (idempotent; needs the processor role)."""
+    from payops.refunds import process
+
+    _report(process(limit=limit, dry_run=dry_run, db=db), verb="process")
+
+
+@refunds.command("reconcile")
+@click.option("--older-than", "older_than", type=click.IntRange(min=0), default=None,
+              help="Only requests PROCESSING for more than this many minutes (default: all).")
+@DB_OPTION
+def reconcile_cmd(older_than, db) -> None:
+    """Finish PROCESSING requests left by a crash: find their refund in Stripe or retry with the same key."""
+    from payops.refunds import reconcile
+
+    _report(reconcile(db=db, older_than=None if older_than is None else timedelta(minutes=older_than)),
+            verb="reconcile")
+
+
+@refunds.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@DB_OPTION
+def import_cmd(file, db) -> None:
+    """Open requests from a CSV: payment, reason, and optional amount (major units), note, requested_by."""
+    from payops.money import format_amount
+    from payops.refunds import request
+
+    with open(file, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "payment" not in reader.fieldnames or "reason" not in reader.fieldnames:
+            raise InvalidInput(f"{file}: needs columns payment and reason (optional: amount, note, requested_by)")
+        failed = total = 0
+        for n, rec in enumerate(reader, start=2):
+            total += 1
+            payment = (rec.get("payment") or "").strip()
+            try:
+                row = request(payment, reason=(rec.get("reason") or "").strip(),
+                              amount=_amount(payment, (rec.get("amount") or "").strip() or None, db),
+                              note=(rec.get("note") or "").strip() or None,
+                              requested_by=(rec.get("requested_by") or "").strip() or None, db=db)
+                click.echo(f"{click.style('ok  ', fg='green')} line {n}: request {row['id']} opened, "
+                           f"{format_amount(row['amount'], row['currency'])} on {payment}")
+            except PayopsError as exc:
+                failed += 1
+                click.echo(f"{click.style('FAIL', fg='red')} line {n}: {exc.message}")
+    if failed:
+        click.echo(f"{failed} of {total} failed.", err=True)
+        raise click.exceptions.Exit(1)
+
+
+@click.group()
+def bookings() -> None:
+    """Tutoring-session bookings, whose status drives refund eligibility."""
+
+
+@bookings.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@DB_OPTION
+def bookings_import(file, db) -> None:
+    """Upsert bookings from a CSV (booking_id, payment_intent, customer, tutor_id, session_start, status)."""
+    from payops.bookings import import_csv
+
+    c = import_csv(file, db=db)
+    click.echo(f"Imported {c['rows']} bookings: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged.")
+
+
+@bookings.command("set-status")
+@click.argument("booking_id")
+@click.argument("status", type=click.Choice(["scheduled", "completed", "cancelled", "no_show"]))
+@click.option("--note", help="Why (kept in the audit trail).")
+@DB_OPTION
+def bookings_set_status(booking_id, status, note, db) -> None:
+    """Change one booking's status (scheduled, completed, cancelled, no_show); audited."""
+    from payops.bookings import set_status
+
+    b = set_status(booking_id, status, note=note, db=db)
+    click.echo(f"Booking {b['booking_id']} is now {b['status']}.")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(refunds)
+    cli.add_command(bookings)

@@ -1,0 +1,504 @@
+"""Scheduled reports: papermill runs of ``notebooks/report.ipynb``, HTML, metrics.json, CSVs, index.
+
+:func:`run_report` publishes one report into ``<reports dir>/<period>/<label>/``:
+
+- ``report.ipynb``: the executed notebook (parameters: period, date, db_path, timezone,
+  output_dir; never a secret),
+- ``report.html``: rendered without code cells or prompts,
+- ``metrics.json``: the period, its ``daily_metrics`` rows, per-currency summaries of the
+  period and the previous one, and the KPIs,
+- ``payments.csv``, ``refunds.csv``, ``refund_requests.csv``, ``customers.csv``,
+  ``daily_metrics.csv``: the period's exports,
+
+and rewrites ``<reports dir>/index.html`` linking every report, newest first.
+
+:class:`Report` is what the notebook calls: each method is one table or one chart, all per
+currency, so the notebook reads like a report and holds no business logic.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import orjson
+import pandas as pd
+
+from payops import exports, metrics
+from payops.config import get_settings
+from payops.db import database_path
+from payops.errors import ReportError
+from payops.money import format_amount, to_decimal
+
+__all__ = ["KERNEL_NAME", "NOTEBOOK", "SECRET_ENV", "ReportResult", "run_report", "render_html",
+           "write_index", "Report"]
+
+#: the Jupyter kernel reports run under (``make setup`` registers it into .venv)
+KERNEL_NAME = "payops"
+#: the report notebook shipped with the repository
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "report.ipynb"
+#: environment variables the report kernel never receives (a report needs no Stripe access)
+SECRET_ENV = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET")
+EXPORTS = ("payments", "refunds", "refund-requests", "customers", "daily-metrics")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`run_report` published."""
+
+    period: metrics.Period
+    folder: Path
+    notebook: Path
+    html: Path
+    metrics_json: Path
+    exports: list[Path] = field(default_factory=list)
+    index: Path | None = None
+    alerts: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _kernel_manager_class():
+    """A kernel manager that starts the kernel without the Stripe secrets in its environment."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class NoSecretsKernelManager(AsyncKernelManager):
+        async def _async_pre_start_kernel(self, **kw):
+            env = dict(kw.pop("env", None) or os.environ)
+            for name in SECRET_ENV:
+                env.pop(name, None)
+            return await super()._async_pre_start_kernel(env=env, **kw)
+
+    return NoSecretsKernelManager
+
+
+def render_html(notebook: Path, out: Path) -> Path:
+    """Render an executed notebook to HTML without code cells or prompts."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb)
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def _json_default(value):
+    if isinstance(value, (datetime, date, pd.Timestamp)):
+        return value.isoformat()
+    if pd.isna(value):
+        return None
+    raise TypeError
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    clean = df.astype(object).where(df.notna(), None)
+    return clean.to_dict(orient="records")
+
+
+def _metrics_json(p: metrics.Period, db, tz: str, path: Path) -> list[dict]:
+    rows = metrics.daily(p.start, p.end, db=db)
+    k = metrics.kpis(p.start, p.end, db=db, tz=tz)
+    doc = {
+        "report": {**p.as_dict(), "timezone": tz, "generated_at": datetime.now(timezone.utc).isoformat(),
+                   "database": str(database_path(db))},
+        "daily_metrics": _records(rows),
+        "summary": _records(metrics.summary(p.start, p.end, db=db, tz=tz)),
+        "previous_summary": _records(metrics.summary(p.previous_start, p.previous_end, db=db, tz=tz)),
+        "kpis": k,
+        "alerts": [x for x in k if not x["ok"]],
+    }
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
+                                  default=_json_default) + b"\n")
+    return doc["alerts"]
+
+
+def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir: str | Path | None = None,
+               notebook: str | Path | None = None, kernel_name: str = KERNEL_NAME, progress: bool = False,
+               today: date | None = None) -> ReportResult:
+    """Publish the ``kind`` report (daily, weekly, monthly) for the period containing ``day``.
+
+    Args:
+        kind: ``daily``, ``weekly`` or ``monthly``.
+        day: a day in the period (default: the last complete period, see :func:`payops.metrics.period`).
+        db: database path (default ``PAYOPS_DB``).
+        reports_dir: where to publish (default ``PAYOPS_REPORTS_DIR``).
+        notebook: the notebook to run (default ``notebooks/report.ipynb``).
+        kernel_name: the Jupyter kernel (default ``payops``).
+        progress: show papermill's progress bar.
+        today: the local "today" the default period counts from.
+
+    Raises:
+        ReportError: the notebook failed (the message names the cell's error and the path
+            of the partially executed notebook) or could not be run.
+    """
+    import time
+
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    began = time.monotonic()
+    settings = get_settings()
+    tz = settings.timezone
+    p = metrics.period(kind, day, today=today, tz=tz)
+    db_path = database_path(db).resolve()
+    root = Path(reports_dir or settings.reports_dir).resolve()
+    folder = root / p.kind / p.label
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(notebook) if notebook else NOTEBOOK
+    if not source.is_file():
+        raise ReportError(f"no report notebook at {source}")
+
+    # the period and the one before it, fresh in daily_metrics (what metrics.json shows)
+    metrics.compute_daily(p.previous_start, p.end, db=db_path, tz=tz)
+
+    out_nb = folder / "report.ipynb"
+    params = {"period": p.kind, "date": p.start.isoformat(), "db_path": str(db_path),
+              "timezone": tz, "output_dir": str(folder)}
+    try:
+        papermill.execute_notebook(
+            str(source), str(out_nb), parameters=params, kernel_name=kernel_name,
+            language="python", progress_bar=progress, log_output=False, cwd=os.getcwd(),
+            kernel_manager_class=_kernel_manager_class(),
+        )
+    except PapermillExecutionError as exc:
+        raise ReportError(
+            f"the {p.kind} report failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}; "
+            f"partial notebook: {out_nb}"
+        ) from None
+    except Exception as exc:  # kernel missing, notebook unreadable, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ReportError(f"the {p.kind} report could not run: {first} (notebook {out_nb})") from None
+
+    html_path = render_html(out_nb, folder / "report.html")
+    alerts = _metrics_json(p, db_path, tz, folder / "metrics.json")
+    written = [
+        exports.export(k, "csv", start=p.start, end=p.end, db=db_path, tz=tz,
+                       out=folder / f"{k.replace('-', '_')}.csv")
+        for k in EXPORTS
+    ]
+    index = write_index(root)
+    return ReportResult(p, folder, out_nb, html_path, folder / "metrics.json", written, index, alerts,
+                        time.monotonic() - began)
+
+
+def write_index(reports_dir: str | Path | None = None) -> Path:
+    """Rewrite ``index.html`` in the reports folder: every report, newest period first."""
+    root = Path(reports_dir or get_settings().reports_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for meta in root.glob("*/*/metrics.json"):
+        try:
+            doc = orjson.loads(meta.read_bytes())
+            info = doc["report"]
+        except (orjson.JSONDecodeError, KeyError, OSError):
+            continue
+        entries.append((info, len(doc.get("alerts", [])), meta.parent))
+    order = {"monthly": 0, "weekly": 1, "daily": 2}
+    entries.sort(key=lambda e: (e[0]["end"], -order.get(e[0]["period"], 3), e[0]["generated_at"]), reverse=True)
+    rows = []
+    for info, n_alerts, folder in entries:
+        rel = folder.relative_to(root).as_posix()
+        files = " ".join(
+            f'<a href="{html.escape(rel)}/{name}">{name}</a>'
+            for name in ["report.ipynb", "metrics.json"] + sorted(f.name for f in folder.glob("*.csv"))
+            if (folder / name).exists()
+        )
+        status = f'<span class="bad">{n_alerts} alert{"s" if n_alerts != 1 else ""}</span>' if n_alerts else "ok"
+        rows.append(
+            f"<tr><td>{html.escape(info['period'])}</td>"
+            f'<td><a href="{html.escape(rel)}/report.html">{html.escape(info["label"])}</a></td>'
+            f"<td>{info['start']} to {info['end']}</td><td>{status}</td>"
+            f"<td>{html.escape(info['generated_at'][:19].replace('T', ' '))} UTC</td><td>{files}</td></tr>"
+        )
+    body = "\n".join(rows) or '<tr><td colspan="6">No reports yet: run <code>payops report daily</code>.</td></tr>'
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>payops reports</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
+table {{ border-collapse: collapse; }} td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
+.bad {{ color: #b00020; font-weight: bold; }}
+</style></head>
+<body>
+<h1>payops reports</h1>
+<p>Every published report, newest first. Each links its HTML report, the executed notebook,
+<code>metrics.json</code> and the period's CSV exports.</p>
+<table>
+<thead><tr><th>period</th><th>report</th><th>days</th><th>KPIs</th><th>generated</th><th>files</th></tr></thead>
+<tbody>
+{body}
+</tbody></table>
+</body></html>
+"""
+    index = root / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+# --- what the notebook calls -----------------------------------------------------------
+_HEADLINE = (
+    ("attempts", "Payments", "count"), ("success_rate", "Success rate", "rate"),
+    ("gross_volume", "Gross volume", "money"), ("refunded_amount", "Refunded", "money"),
+    ("disputed_amount", "Disputed", "money"), ("stripe_fees", "Stripe fees", "money"),
+    ("platform_fees", "Platform fees", "money"), ("net", "Net", "money"),
+    ("conversion_rate", "Intent conversion", "rate"), ("requests_opened", "Refund requests opened", "count"),
+    ("requests_processed", "Refund requests processed", "count"),
+    ("processing_hours_median", "Processing time (median h)", "hours"),
+    ("pending_requests", "Pending requests (end)", "count"),
+)
+
+
+def _show(value, kind: str, currency: str) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if kind == "money":
+        return format_amount(int(value), currency)
+    if kind == "rate":
+        return f"{value * 100:.1f}%"
+    if kind == "hours":
+        return f"{value:.1f} h"
+    return f"{int(value):,}"
+
+
+def _change(cur, prev, kind: str) -> str:
+    if cur is None or prev is None or pd.isna(cur) or pd.isna(prev):
+        return "-"
+    if kind == "rate":
+        return f"{(cur - prev) * 100:+.1f} pts"
+    if prev == 0:
+        return "new" if cur else "="
+    return f"{(cur - prev) / abs(prev) * 100:+.0f}%"
+
+
+def _major(values, currency: str) -> list[float]:
+    # charts only: plotting needs floats; every figure shown as text stays exact
+    return [float(to_decimal(int(v), currency)) for v in values]
+
+
+class Report:
+    """The data and charts of one report, for ``notebooks/report.ipynb``.
+
+    Args:
+        period: ``daily``, ``weekly`` or ``monthly``.
+        date: a day in the period (default: the last complete one).
+        db: database path (default ``PAYOPS_DB``).
+        timezone: reporting timezone (default ``PAYOPS_TIMEZONE``).
+    """
+
+    def __init__(self, period: str = "daily", date: str | date | None = None, *, db=None,
+                 timezone: str | None = None):
+        self.tz = metrics._tz(timezone or None)
+        self.db = database_path(db or None)
+        self.period = metrics.period(period, date or None, tz=self.tz)
+        p = self.period
+        self._current = metrics.summary(p.start, p.end, db=self.db, tz=self.tz)
+        self._previous = metrics.summary(p.previous_start, p.previous_end, db=self.db, tz=self.tz)
+        self._kpis = metrics.kpis(p.start, p.end, db=self.db, tz=self.tz)
+        self._kpis_prev = metrics.kpis(p.previous_start, p.previous_end, db=self.db, tz=self.tz)
+        self.currencies = sorted(self._current["currency"]) if len(self._current) else []
+
+    # tables -------------------------------------------------------------------------
+    def title(self):
+        """The report's heading as Markdown."""
+        from IPython.display import Markdown
+
+        p = self.period
+        span = p.start.isoformat() if p.days == 1 else f"{p.start} to {p.end}"
+        return Markdown(
+            f"# {p.kind.capitalize()} payments report: {p.label}\n\n"
+            f"{span} ({self.tz}), compared with {p.previous_start}"
+            + (f" to {p.previous_end}" if p.previous_end != p.previous_start else "")
+            + f". Database `{self.db.name}`; generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."
+        )
+
+    def kpis(self) -> pd.DataFrame:
+        """The KPIs with their status, the previous period's value and the change."""
+        prev = {(k["name"], k["currency"]): k for k in self._kpis_prev}
+        rows = []
+        for k in self._kpis:
+            kind = "rate" if "rate" in k["name"] else ("hours" if "hours" in k["name"] else "count")
+            before = prev.get((k["name"], k["currency"]), {}).get("value")
+            limit = _show(k["threshold"], kind, "usd")
+            rows.append({
+                "KPI": k["label"], "currency": (k["currency"] or "all").upper(),
+                "value": _show(k["value"], kind, "usd"), "threshold": limit,
+                "status": "OK" if k["ok"] else "BREACHED",
+                "previous": _show(before, kind, "usd"), "change": _change(k["value"], before, kind),
+            })
+        return pd.DataFrame(rows)
+
+    def alerts(self) -> pd.DataFrame:
+        """The breached KPIs of the period (empty when all is well)."""
+        bad = [k for k in self._kpis if not k["ok"]]
+        return pd.DataFrame({"alert": [k["message"] for k in bad]}) if bad else pd.DataFrame(
+            {"alert": ["No KPI breached: every KPI is within its threshold."]})
+
+    def headline(self) -> pd.DataFrame:
+        """Every metric per currency: this period, the previous one, and the change."""
+        cur = self._current.set_index("currency")
+        prev = self._previous.set_index("currency")
+        rows = []
+        for c in self.currencies:
+            for col, label, kind in _HEADLINE:
+                now = cur.loc[c, col] if c in cur.index else None
+                before = prev.loc[c, col] if c in prev.index else None
+                rows.append({"currency": c.upper(), "metric": label, "this period": _show(now, kind, c),
+                             "previous": _show(before, kind, c), "change": _change(now, before, kind)})
+        return pd.DataFrame(rows)
+
+    def top_customers(self, limit: int = 10) -> pd.DataFrame:
+        """The biggest spenders of the period per currency."""
+        df = metrics.top_customers(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
+        return pd.DataFrame({
+            "currency": df["currency"].str.upper(), "customer": df["customer"], "email": df["email"],
+            "payments": df["payments"],
+            "spend": [format_amount(int(v), c) for v, c in zip(df["spend"], df["currency"])],
+            "refunded": [format_amount(int(v), c) for v, c in zip(df["refunded_amount"], df["currency"])],
+            "payment method": df["preferred_payment_method"],
+        })
+
+    def biggest_refunds(self, limit: int = 10) -> pd.DataFrame:
+        """The biggest refunds of the period per currency."""
+        df = metrics.biggest_refunds(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
+        if df.empty:
+            return pd.DataFrame({"refund": ["No refunds in this period."]})
+        return pd.DataFrame({
+            "currency": df["currency"].str.upper(),
+            "amount": [format_amount(int(v), c) for v, c in zip(df["amount"], df["currency"])],
+            "refund": df["refund"], "customer": df["customer_email"].fillna(df["customer"]),
+            "reason": df["reason"], "status": df["status"],
+            "request": df["payops_request_id"].astype("Int64"),
+            "created": df["created"].dt.tz_convert(self.tz).dt.strftime("%Y-%m-%d %H:%M"),
+        })
+
+    # charts -------------------------------------------------------------------------
+    def _grid(self, n: int, height: float = 3.0):
+        from matplotlib.figure import Figure
+
+        n = max(n, 1)
+        fig = Figure(figsize=(10, height * n), layout="constrained")
+        axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+        return fig, axes
+
+    def _empty(self, message: str):
+        fig, (ax,) = self._grid(1, 1.2)
+        ax.axis("off")
+        ax.text(0.5, 0.5, message, ha="center", va="center")
+        return fig
+
+    def volume_chart(self):
+        """Gross volume (bars) and success rate (line) per day, one panel per currency."""
+        p = self.period
+        df = metrics.compute(p.trend_start, p.end, db=self.db, tz=self.tz)
+        if df.empty:
+            return self._empty("No payments in this period.")
+        cur = sorted(df["currency"].unique())
+        fig, axes = self._grid(len(cur))
+        for ax, c in zip(axes, cur):
+            d = df[df["currency"] == c]
+            days = pd.to_datetime(d["day"])
+            ax.bar(days, _major(d["gross_volume"], c), color="#4C72B0", label="gross volume")
+            ax.set_ylabel(f"{c.upper()} gross")
+            ax.set_title(f"{c.upper()}: volume and success rate per day")
+            ax2 = ax.twinx()
+            ax2.plot(days, d["success_rate"] * 100, color="#C44E52", marker="o", label="success rate")
+            ax2.set_ylim(0, 105)
+            ax2.set_ylabel("success %")
+            half = pd.Timedelta(hours=12)
+            ax.axvspan(pd.Timestamp(p.start) - half, pd.Timestamp(p.end) + half, color="#f2c14e", alpha=0.15)
+            ax.set_xlim(pd.Timestamp(p.trend_start) - half, pd.Timestamp(p.end) + half)
+            ax.tick_params(axis="x", labelrotation=30)
+        return fig
+
+    def fee_chart(self):
+        """Stripe fees vs platform fees vs net, per currency, this period and the previous one."""
+        if not self.currencies:
+            return self._empty("No payments in this period.")
+        fig, axes = self._grid(len(self.currencies), 2.4)
+        prev = self._previous.set_index("currency")
+        cur = self._current.set_index("currency")
+        parts = ("stripe_fees", "platform_fees", "net")
+        labels = ("Stripe fees", "Platform fees", "Net")
+        for ax, c in zip(axes, self.currencies):
+            now = _major([cur.loc[c, x] for x in parts], c)
+            before = _major([prev.loc[c, x] if c in prev.index else 0 for x in parts], c)
+            y = range(len(parts))
+            ax.barh([i + 0.2 for i in y], now, height=0.4, label="this period", color="#4C72B0")
+            ax.barh([i - 0.2 for i in y], before, height=0.4, label="previous", color="#AAB7C4")
+            ax.set_yticks(list(y), labels)
+            ax.set_title(f"{c.upper()}: fees and net (gross {format_amount(int(cur.loc[c, 'gross_volume']), c)})")
+            ax.legend(loc="lower right")
+        return fig
+
+    def refunds_chart(self):
+        """Refund requests opened in the period by status, stacked by priority, per currency."""
+        p = self.period
+        df = metrics.refund_requests_breakdown(p.start, p.end, db=self.db, tz=self.tz)
+        if df.empty:
+            return self._empty("No refund requests opened in this period.")
+        cur = sorted(df["currency"].unique())
+        fig, axes = self._grid(len(cur), 2.6)
+        colors = {"URGENT": "#C44E52", "HIGH": "#DD8452", "LARGE": "#8172B3", "NORMAL": "#AAB7C4"}
+        for ax, c in zip(axes, cur):
+            pivot = (df[df["currency"] == c].pivot_table(index="status", columns="priority", values="requests",
+                                                         aggfunc="sum", fill_value=0))
+            left = [0] * len(pivot)
+            for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
+                if prio in pivot:
+                    ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
+                    left = [a + b for a, b in zip(left, pivot[prio])]
+            ax.set_title(f"{c.upper()}: refund requests by status and priority")
+            ax.set_xlabel("requests")
+            ax.legend(loc="lower right")
+        return fig
+
+    def processing_chart(self):
+        """Distribution of request -> processed hours in the period, per currency."""
+        p = self.period
+        df = metrics.processing_times(p.start, p.end, db=self.db, tz=self.tz)
+        if df.empty:
+            return self._empty("No refund requests processed in this period.")
+        limit = float(get_settings().kpis["max_processing_hours"])
+        cur = sorted(df["currency"].unique())
+        fig, axes = self._grid(len(cur), 2.4)
+        for ax, c in zip(axes, cur):
+            hours = df.loc[df["currency"] == c, "hours"]
+            ax.hist(hours, bins=20, color="#55A868")
+            ax.axvline(limit, color="#C44E52", linestyle="--", label=f"KPI limit {limit:g} h")
+            ax.set_title(f"{c.upper()}: refund processing time (median {hours.median():.1f} h, n={len(hours)})")
+            ax.set_xlabel("hours from request to processed")
+            ax.legend()
+        return fig
+
+    def failures_chart(self):
+        """Failed payments of the period by failure code, per currency."""
+        p = self.period
+        df = metrics.failure_codes(p.start, p.end, db=self.db, tz=self.tz)
+        if df.empty:
+            return self._empty("No failed payments in this period.")
+        cur = sorted(df["currency"].unique())
+        fig, axes = self._grid(len(cur), 2.2)
+        for ax, c in zip(axes, cur):
+            d = df[df["currency"] == c].iloc[::-1]
+            ax.barh(d["failure_code"], d["failed"], color="#C44E52")
+            ax.set_title(f"{c.upper()}: failed payments by failure code")
+            ax.set_xlabel("failed charges")
+        return fig
+
+    def top_customers_chart(self, limit: int = 10):
+        """The biggest spenders of the period, per currency."""
+        p = self.period
+        df = metrics.top_customers(p.start, p.end, limit=limit, db=self.db, tz=self.tz)
+        if df.empty:
+            return self._empty("No succeeded payments in this period.")
+        cur = sorted(df["currency"].unique())
+        fig, axes = self._grid(len(cur), 2.8)
+        for ax, c in zip(axes, cur):
+            d = df[df["currency"] == c].iloc[::-1]
+            ax.barh(d["name"].fillna(d["customer"]), _major(d["spend"], c), color="#4C72B0")
+            ax.set_title(f"{c.upper()}: top customers by spend")
+            ax.set_xlabel(f"spend ({c.upper()})")
+        return fig

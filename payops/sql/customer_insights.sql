@@ -1,0 +1,42 @@
+-- Per customer and currency: payments, spend, refunds, preferred payment method, first and
+-- last activity. $customer (NULL = all), $lo / $hi (NULL = no bound) filter the charges.
+WITH ch AS (
+    SELECT customer, currency,
+           count(*) AS payments,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           coalesce(sum(amount_captured) FILTER (WHERE status = 'succeeded'), 0) AS spend,
+           mode(CASE WHEN card_brand IS NOT NULL THEN payment_method_type || ' (' || card_brand || ')'
+                     ELSE payment_method_type END) AS preferred_payment_method,
+           min(created) AS first_activity,
+           max(created) AS last_activity
+    FROM charges
+    WHERE customer IS NOT NULL
+      AND ($customer IS NULL OR customer = $customer)
+      AND ($lo IS NULL OR created >= $lo) AND ($hi IS NULL OR created < $hi)
+    GROUP BY ALL
+),
+re AS (
+    SELECT c.customer, r.currency, count(*) AS refunds, sum(r.amount) AS refunded_amount,
+           max(r.created) AS last_refund
+    FROM refunds r JOIN charges c ON c.id = r.charge
+    WHERE r.status = 'succeeded' AND c.customer IS NOT NULL
+      AND ($customer IS NULL OR c.customer = $customer)
+      AND ($lo IS NULL OR r.created >= $lo) AND ($hi IS NULL OR r.created < $hi)
+    GROUP BY ALL
+)
+SELECT coalesce(ch.customer, re.customer) AS customer,
+       cu.email, cu.name,
+       coalesce(ch.payments, 0)::BIGINT AS payments,
+       coalesce(ch.succeeded, 0)::BIGINT AS succeeded,
+       coalesce(ch.currency, re.currency) AS currency,
+       coalesce(ch.spend, 0)::BIGINT AS spend,
+       coalesce(re.refunds, 0)::BIGINT AS refunds,
+       coalesce(re.refunded_amount, 0)::BIGINT AS refunded_amount,
+       ch.preferred_payment_method,
+       ch.first_activity,
+       greatest(ch.last_activity, re.last_refund) AS last_activity,
+       'https://dashboard.stripe.com/' || CASE WHEN coalesce(cu.livemode, false) THEN '' ELSE 'test/' END
+           || 'customers/' || coalesce(ch.customer, re.customer) AS dashboard_url
+FROM ch FULL OUTER JOIN re ON re.customer = ch.customer AND re.currency = ch.currency
+LEFT JOIN customers cu ON cu.id = coalesce(ch.customer, re.customer)
+ORDER BY spend DESC, customer, currency

@@ -1,0 +1,141 @@
+-- daily_metrics for the reporting days [$start_day, $end_day] in time zone $tz, per currency.
+-- Parameters: $lo / $hi (TIMESTAMPTZ, UTC bounds of those local days), $tz, $bps (platform
+-- fee rate where Stripe has no application_fee_amount), $start_day / $end_day (DATE).
+--
+-- Set-based: one GROUP BY per source table, joined on (day, currency). The big tables are
+-- first grouped by UTC quarter-hour (cheap integer maths on the stored microseconds) and
+-- only those buckets are converted to local days: every time zone in use since the 1970s
+-- has an offset that is a whole number of quarter-hours, so a bucket never straddles two
+-- local days, and the time-zone conversion runs on thousands of buckets, not on every row.
+WITH
+ch_q AS (
+    SELECT currency,
+           epoch_us(created) // 900000000 AS q,
+           count(*) AS attempts,
+           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           sum(captured) FILTER (WHERE status = 'succeeded') AS gross_volume,
+           -- platform fee per charge: Stripe's application_fee_amount, else the configured
+           -- rate rounded half-even to a whole minor unit (integer maths, no float ever)
+           sum(coalesce(application_fee_amount,
+                        fb // 10000 + CASE WHEN fb % 10000 > 5000
+                                             OR (fb % 10000 = 5000 AND (fb // 10000) % 2 = 1)
+                                           THEN 1 ELSE 0 END))
+               FILTER (WHERE status = 'succeeded') AS platform_fees
+    FROM (SELECT currency, created, status, application_fee_amount,
+                 coalesce(amount_captured, 0) AS captured,
+                 coalesce(amount_captured, 0) * $bps AS fb
+          FROM charges WHERE created >= $lo AND created < $hi)
+    GROUP BY ALL
+),
+pi_q AS (
+    SELECT currency, epoch_us(created) // 900000000 AS q,
+           count(*) AS intents_created,
+           count(*) FILTER (WHERE status = 'succeeded') AS intents_succeeded
+    FROM payment_intents WHERE created >= $lo AND created < $hi
+    GROUP BY ALL
+),
+re_q AS (
+    SELECT currency, epoch_us(created) // 900000000 AS q, sum(amount) AS refunded_amount
+    FROM refunds WHERE created >= $lo AND created < $hi AND status = 'succeeded'
+    GROUP BY ALL
+),
+dp_q AS (
+    SELECT currency, epoch_us(created) // 900000000 AS q, sum(amount) AS disputed_amount
+    FROM disputes WHERE created >= $lo AND created < $hi
+    GROUP BY ALL
+),
+bt_q AS (
+    SELECT currency, epoch_us(created) // 900000000 AS q, sum(fee) AS stripe_fees
+    FROM balance_transactions WHERE created >= $lo AND created < $hi AND fee <> 0
+    GROUP BY ALL
+),
+-- quarter-hour bucket -> local day, computed once per distinct bucket
+qs AS (
+    SELECT q, (to_timestamp(q * 900) AT TIME ZONE $tz)::DATE AS day
+    FROM (SELECT q FROM ch_q UNION SELECT q FROM pi_q UNION SELECT q FROM re_q
+          UNION SELECT q FROM dp_q UNION SELECT q FROM bt_q)
+),
+ch AS (SELECT day, currency, sum(attempts) AS attempts, sum(succeeded) AS succeeded,
+              sum(failed) AS failed, sum(gross_volume) AS gross_volume,
+              sum(platform_fees) AS platform_fees
+       FROM ch_q JOIN qs USING (q) GROUP BY ALL),
+pi AS (SELECT day, currency, sum(intents_created) AS intents_created,
+              sum(intents_succeeded) AS intents_succeeded
+       FROM pi_q JOIN qs USING (q) GROUP BY ALL),
+re AS (SELECT day, currency, sum(refunded_amount) AS refunded_amount FROM re_q JOIN qs USING (q) GROUP BY ALL),
+dp AS (SELECT day, currency, sum(disputed_amount) AS disputed_amount FROM dp_q JOIN qs USING (q) GROUP BY ALL),
+bt AS (SELECT day, currency, sum(stripe_fees) AS stripe_fees FROM bt_q JOIN qs USING (q) GROUP BY ALL),
+-- refund requests are few (one per refund asked for): plain per-row conversion is fine
+rr AS (
+    SELECT currency, requested_at, processed_at, status,
+           coalesce(decided_at, CASE WHEN status <> 'PENDING' THEN coalesce(processed_at, updated_at) END) AS decided
+    FROM refund_requests
+),
+rq_open AS (
+    SELECT (requested_at AT TIME ZONE $tz)::DATE AS day, currency, count(*) AS requests_opened
+    FROM rr WHERE requested_at >= $lo AND requested_at < $hi GROUP BY ALL
+),
+rq_dec AS (
+    SELECT (decided AT TIME ZONE $tz)::DATE AS day, currency, count(*) AS requests_decided
+    FROM rr WHERE decided >= $lo AND decided < $hi GROUP BY ALL
+),
+rq_proc AS (
+    SELECT (processed_at AT TIME ZONE $tz)::DATE AS day, currency,
+           count(*) AS requests_processed,
+           median(hours) AS processing_hours_median,
+           quantile_cont(hours, 0.9) AS processing_hours_p90
+    FROM (SELECT *, (epoch(processed_at) - epoch(requested_at)) / 3600.0 AS hours FROM rr
+          WHERE status = 'PROCESSED' AND processed_at >= $lo AND processed_at < $hi)
+    GROUP BY ALL
+),
+keys AS (
+    SELECT day, currency FROM ch UNION SELECT day, currency FROM pi
+    UNION SELECT day, currency FROM re UNION SELECT day, currency FROM dp
+    UNION SELECT day, currency FROM bt UNION SELECT day, currency FROM rq_open
+    UNION SELECT day, currency FROM rq_dec UNION SELECT day, currency FROM rq_proc
+),
+-- pending at the end of each day: asked before midnight, not yet decided at midnight
+pend AS (
+    SELECT k.day, k.currency, count(rr.currency) AS pending_requests
+    FROM keys k LEFT JOIN rr
+      ON rr.currency = k.currency
+     AND rr.requested_at < ((k.day + 1)::TIMESTAMP AT TIME ZONE $tz)
+     AND (rr.decided IS NULL OR rr.decided >= ((k.day + 1)::TIMESTAMP AT TIME ZONE $tz))
+    GROUP BY ALL
+)
+SELECT k.day,
+       k.currency,
+       coalesce(ch.attempts, 0)::BIGINT AS attempts,
+       coalesce(ch.succeeded, 0)::BIGINT AS succeeded,
+       coalesce(ch.failed, 0)::BIGINT AS failed,
+       ch.succeeded / nullif(ch.succeeded + ch.failed, 0) AS success_rate,
+       coalesce(ch.gross_volume, 0)::BIGINT AS gross_volume,
+       coalesce(re.refunded_amount, 0)::BIGINT AS refunded_amount,
+       coalesce(dp.disputed_amount, 0)::BIGINT AS disputed_amount,
+       coalesce(bt.stripe_fees, 0)::BIGINT AS stripe_fees,
+       coalesce(ch.platform_fees, 0)::BIGINT AS platform_fees,
+       (coalesce(ch.gross_volume, 0) - coalesce(re.refunded_amount, 0)
+        - coalesce(dp.disputed_amount, 0) - coalesce(bt.stripe_fees, 0))::BIGINT AS net,
+       coalesce(pi.intents_created, 0)::BIGINT AS intents_created,
+       coalesce(pi.intents_succeeded, 0)::BIGINT AS intents_succeeded,
+       pi.intents_succeeded / nullif(pi.intents_created, 0) AS conversion_rate,
+       coalesce(rq_open.requests_opened, 0)::BIGINT AS requests_opened,
+       coalesce(rq_dec.requests_decided, 0)::BIGINT AS requests_decided,
+       coalesce(rq_proc.requests_processed, 0)::BIGINT AS requests_processed,
+       rq_proc.processing_hours_median::DOUBLE AS processing_hours_median,
+       rq_proc.processing_hours_p90::DOUBLE AS processing_hours_p90,
+       coalesce(pend.pending_requests, 0)::BIGINT AS pending_requests,
+       $tz AS timezone
+FROM keys k
+LEFT JOIN ch USING (day, currency)
+LEFT JOIN pi USING (day, currency)
+LEFT JOIN re USING (day, currency)
+LEFT JOIN dp USING (day, currency)
+LEFT JOIN bt USING (day, currency)
+LEFT JOIN rq_open USING (day, currency)
+LEFT JOIN rq_dec USING (day, currency)
+LEFT JOIN rq_proc USING (day, currency)
+LEFT JOIN pend USING (day, currency)
+WHERE k.day BETWEEN $start_day AND $end_day
+ORDER BY k.day, k.currency

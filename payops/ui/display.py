@@ -1,0 +1,453 @@
+"""Display helpers the notebooks and the review app share.
+
+Badges for refund-request statuses and priorities, links into the Stripe dashboard (test or
+live by ``livemode``), money formatted per currency, styled DataFrames, charts, and the few
+read-only queries the notebooks need that no library module offers (recent payments, one
+payment's fee breakdown, a customer's payments). Nothing here decides anything: rules live
+in :mod:`payops.refunds`, metrics in :mod:`payops.metrics`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from payops.db import query
+from payops.errors import InvalidInput
+from payops.money import format_amount, to_decimal
+
+__all__ = [
+    "PRIORITY_BADGES",
+    "STATUS_BADGES",
+    "PAYMENT_BADGES",
+    "priority_badges",
+    "status_badge",
+    "payment_badge",
+    "dashboard_url",
+    "link",
+    "money",
+    "age",
+    "styled",
+    "recent_payments",
+    "recent_refunds",
+    "payment_breakdown",
+    "payment_refunds",
+    "customer_payments",
+    "request_currencies",
+    "data_range",
+    "chart_daily",
+    "chart_top_customers",
+    "fee_breakdown",
+]
+
+PRIORITY_BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
+STATUS_BADGES = {
+    "PENDING": "⏳ PENDING",
+    "APPROVED": "✅ APPROVED",
+    "REJECTED": "❌ REJECTED",
+    "PROCESSING": "🔄 PROCESSING",
+    "PROCESSED": "💰 PROCESSED",
+    "FAILED": "🚫 FAILED",
+}
+# Stripe charge / payment-intent states as an analyst reads them.
+PAYMENT_BADGES = {
+    "succeeded": "✅ succeeded",
+    "failed": "❌ failed",
+    "pending": "⏳ pending",
+    "refunded": "↩️ refunded",
+    "partially_refunded": "↩️ partly refunded",
+    "disputed": "⚔️ disputed",
+    "requires_payment_method": "❌ requires payment method",
+    "canceled": "🚫 canceled",
+    "processing": "🔄 processing",
+}
+
+_DASHBOARD = "https://dashboard.stripe.com"
+# Object-id prefix -> dashboard section.
+_SECTIONS = {
+    "pi_": "payments",
+    "ch_": "payments",
+    "py_": "payments",
+    "cus_": "customers",
+    "re_": "refunds",
+    "pyr_": "refunds",
+    "dp_": "disputes",
+    "du_": "disputes",
+    "po_": "payouts",
+    "evt_": "events",
+}
+
+
+# --- badges ------------------------------------------------------------------------
+def priority_badges(priorities: Iterable[str] | str | None) -> str:
+    """Badges for a request's priorities, most urgent first: ``"🔥 URGENT 💰 LARGE"``.
+
+    Args:
+        priorities: a list like ``["URGENT", "LARGE"]`` (as ``payops.refunds.queue`` gives),
+            one name, or None / empty for a normal request ("").
+    """
+    if priorities is None or (isinstance(priorities, float) and math.isnan(priorities)):
+        return ""
+    if isinstance(priorities, str):
+        priorities = [priorities]
+    names = [str(p).upper() for p in priorities]
+    ordered = [p for p in PRIORITY_BADGES if p in names]
+    return " ".join(PRIORITY_BADGES[p] for p in ordered)
+
+
+def status_badge(status: str | None) -> str:
+    """The badge of a refund-request status: ``status_badge("PENDING") == "⏳ PENDING"``."""
+    if not status:
+        return ""
+    return STATUS_BADGES.get(str(status).upper(), str(status))
+
+
+def payment_badge(status: str | None, *, refunded: bool = False, disputed: bool = False,
+                  partly_refunded: bool = False) -> str:
+    """The badge of a payment: its Stripe status, or refunded / disputed where that matters more."""
+    if disputed:
+        return PAYMENT_BADGES["disputed"]
+    if refunded:
+        return PAYMENT_BADGES["refunded"]
+    if partly_refunded:
+        return PAYMENT_BADGES["partially_refunded"]
+    if not status:
+        return ""
+    return PAYMENT_BADGES.get(str(status), str(status))
+
+
+# --- links and values --------------------------------------------------------------
+def dashboard_url(object_id: str, livemode: bool | None = False) -> str:
+    """The Stripe dashboard page of an object, in test or live mode.
+
+    ``dashboard_url("pi_123")`` -> ``https://dashboard.stripe.com/test/payments/pi_123``;
+    ``dashboard_url("cus_9", livemode=True)`` -> ``https://dashboard.stripe.com/customers/cus_9``.
+
+    Raises:
+        InvalidInput: the id has no known Stripe prefix.
+    """
+    oid = str(object_id or "")
+    for prefix, section in _SECTIONS.items():
+        if oid.startswith(prefix):
+            mode = "" if _truthy(livemode) else "/test"
+            return f"{_DASHBOARD}{mode}/{section}/{oid}"
+    raise InvalidInput(f"no Stripe dashboard page for {object_id!r} (expected an id like pi_..., cus_..., re_...)")
+
+
+def link(object_id: str | None, livemode: bool | None = False, text: str | None = None) -> str:
+    """An HTML link to the object's dashboard page (opens a new tab); "" for no id."""
+    if object_id is None or (isinstance(object_id, float) and math.isnan(object_id)) or object_id == "":
+        return ""
+    try:
+        url = dashboard_url(object_id, livemode)
+    except InvalidInput:
+        return html.escape(str(object_id))
+    label = html.escape(text if text is not None else str(object_id))
+    return f'<a href="{url}" target="_blank" rel="noopener">{label}</a>'
+
+
+def money(amount: Any, currency: str | None) -> str:
+    """An amount in minor units shown in its currency (``"$13.12"``, ``"¥1,000"``); "" if missing."""
+    if amount is None or currency is None or _isna(amount) or _isna(currency):
+        return ""
+    return format_amount(int(amount), str(currency))
+
+
+def age(hours: float | None) -> str:
+    """A request's age in words a reviewer scans quickly: ``"5 h"``, ``"2 d 3 h"``."""
+    if hours is None or _isna(hours):
+        return ""
+    total = int(hours)
+    if total < 1:
+        return "< 1 h"
+    days, rest = divmod(total, 24)
+    if not days:
+        return f"{rest} h"
+    return f"{days} d {rest} h" if rest else f"{days} d"
+
+
+def _isna(value: Any) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _truthy(value: Any) -> bool:
+    return bool(value) and not _isna(value)
+
+
+# --- tables ------------------------------------------------------------------------
+def styled(
+    df: pd.DataFrame,
+    *,
+    money_columns: Sequence[str] = (),
+    currency_column: str = "currency",
+    link_columns: Sequence[str] = (),
+    livemode_column: str = "livemode",
+    status_column: str | None = None,
+    priorities_column: str | None = None,
+    hide: Sequence[str] = (),
+    caption: str | None = None,
+):
+    """A pandas Styler of ``df`` for a notebook: money per currency, badges, dashboard links.
+
+    The frame is copied; ``df`` is not changed. The Styler's id is derived from the content,
+    so re-running a notebook gives the same HTML.
+
+    Args:
+        df: the rows to show.
+        money_columns: integer minor-unit columns, formatted with the row's currency.
+        currency_column: the column holding each row's currency.
+        link_columns: Stripe id columns turned into dashboard links.
+        livemode_column: the column saying test or live (missing: test mode).
+        status_column: a refund-request status column shown as a badge.
+        priorities_column: a priorities column (lists) shown as badges.
+        hide: columns to leave out (after they served for formatting, e.g. ``livemode``).
+        caption: a caption above the table.
+    """
+    out = df.copy()
+    cur = out[currency_column] if currency_column in out.columns else pd.Series([None] * len(out), index=out.index)
+    live = out[livemode_column] if livemode_column in out.columns else pd.Series([False] * len(out), index=out.index)
+    for col in money_columns:
+        if col in out.columns:
+            out[col] = [money(a, c) for a, c in zip(out[col], cur)]
+    for col in link_columns:
+        if col in out.columns:
+            out[col] = [link(v, lm) for v, lm in zip(out[col], live)]
+    if status_column and status_column in out.columns:
+        out[status_column] = [status_badge(s) for s in out[status_column]]
+    if priorities_column and priorities_column in out.columns:
+        out[priorities_column] = [priority_badges(p) for p in out[priorities_column]]
+    drop = [c for c in hide if c in out.columns]
+    if drop:
+        out = out.drop(columns=drop)
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M UTC")
+    out = out.reset_index(drop=True)
+    digest = hashlib.sha1(out.to_json(default_handler=str).encode()).hexdigest()[:10]
+    styler = out.style.hide(axis="index").set_uuid(f"payops{digest}")
+    right = [c for c in money_columns if c in out.columns]
+    if right:
+        styler = styler.set_properties(subset=right, **{"text-align": "right"})
+    styler = styler.format(na_rep="")
+    if caption:
+        styler = styler.set_caption(html.escape(caption))
+    return styler
+
+
+# --- read-only queries the notebooks and the app need --------------------------------
+def recent_payments(limit: int = 20, *, db: str | Path | None = None) -> pd.DataFrame:
+    """The newest payments (charges), newest first, with a badge and their ids.
+
+    Columns: created, badge, amount, currency, customer, customer_email, payment_intent,
+    charge, payment_method_type, card_brand, failure_message, livemode.
+    """
+    df = query(
+        """
+        SELECT c.created, c.status, c.refunded, c.disputed, c.amount_refunded, c.amount,
+               c.currency, c.customer, cu.email AS customer_email, c.payment_intent,
+               c.id AS charge, c.payment_method_type, c.card_brand, c.failure_message,
+               coalesce(c.livemode, false) AS livemode
+        FROM charges c LEFT JOIN customers cu ON cu.id = c.customer
+        ORDER BY c.created DESC, c.id
+        LIMIT ?
+        """,
+        [int(limit)],
+        db=db,
+    )
+    return _with_payment_badge(df)
+
+
+def _with_payment_badge(df: pd.DataFrame) -> pd.DataFrame:
+    badges = [
+        payment_badge(s, refunded=bool(r), disputed=bool(d), partly_refunded=bool(ar and ar > 0))
+        for s, r, d, ar in zip(df["status"], df["refunded"], df["disputed"], df["amount_refunded"].fillna(0))
+    ]
+    df.insert(1, "badge", badges)
+    return df.drop(columns=["status", "refunded", "disputed", "amount_refunded"])
+
+
+def customer_payments(customer: str, limit: int = 50, *, db: str | Path | None = None) -> pd.DataFrame:
+    """One customer's payments (charges), newest first, with badges (columns as :func:`recent_payments`)."""
+    df = query(
+        """
+        SELECT c.created, c.status, c.refunded, c.disputed, c.amount_refunded, c.amount,
+               c.currency, c.payment_intent, c.id AS charge, c.payment_method_type, c.card_brand,
+               c.failure_message, coalesce(c.livemode, false) AS livemode
+        FROM charges c WHERE c.customer = ?
+        ORDER BY c.created DESC, c.id
+        LIMIT ?
+        """,
+        [customer, int(limit)],
+        db=db,
+    )
+    return _with_payment_badge(df)
+
+
+def recent_refunds(limit: int = 20, *, db: str | Path | None = None) -> pd.DataFrame:
+    """The newest Stripe refunds, newest first, with the payops request that caused each (if any).
+
+    Columns: created, id, amount, currency, status, reason, payment_intent, charge,
+    payops_request_id, livemode.
+    """
+    return query(
+        """
+        SELECT r.created, r.id, r.amount, r.currency, r.status, r.reason, r.payment_intent,
+               r.charge, r.payops_request_id, coalesce(c.livemode, false) AS livemode
+        FROM refunds r LEFT JOIN charges c ON c.id = r.charge
+        ORDER BY r.created DESC, r.id
+        LIMIT ?
+        """,
+        [int(limit)],
+        db=db,
+    )
+
+
+def payment_breakdown(payment_id: str, *, db: str | Path | None = None) -> dict[str, Any] | None:
+    """Where the money of one payment went: amount, Stripe fee, platform fee, net, refunded.
+
+    The Stripe fee comes from the charge's balance transaction; the platform fee is
+    ``application_fee_amount``; net = amount - Stripe fee - platform fee - refunded. All in
+    minor units of ``currency``. None if the payment is unknown.
+
+    Args:
+        payment_id: a payment intent (``pi_...``) or a charge (``ch_...``).
+    """
+    column = "c.payment_intent" if str(payment_id).startswith("pi_") else "c.id"
+    df = query(
+        f"""
+        SELECT c.id AS charge, c.payment_intent, c.customer, c.currency,
+               coalesce(c.amount_captured, c.amount) AS amount,
+               bt.fee AS stripe_fee,
+               coalesce(c.application_fee_amount, pi.application_fee_amount) AS platform_fee,
+               coalesce(c.amount_refunded, 0) AS refunded,
+               c.status, c.disputed, coalesce(c.livemode, pi.livemode, false) AS livemode,
+               pi.booking_id, b.status AS booking_status, b.session_start, b.tutor_id
+        FROM charges c
+        LEFT JOIN balance_transactions bt ON bt.id = c.balance_transaction
+        LEFT JOIN payment_intents pi ON pi.id = c.payment_intent
+        LEFT JOIN bookings b ON b.payment_intent = c.payment_intent
+        WHERE {column} = ?
+        ORDER BY (c.status = 'succeeded') DESC, c.created DESC
+        LIMIT 1
+        """,
+        [payment_id],
+        db=db,
+    )
+    if df.empty:
+        return None
+    row = {k: (None if _isna(v) else v) for k, v in df.iloc[0].to_dict().items()}
+    for key in ("amount", "stripe_fee", "platform_fee", "refunded"):
+        row[key] = None if row[key] is None else int(row[key])
+    known = [row[k] or 0 for k in ("stripe_fee", "platform_fee", "refunded")]
+    row["net"] = None if row["amount"] is None else row["amount"] - sum(known)
+    row["livemode"] = bool(row["livemode"])
+    return row
+
+
+def payment_refunds(payment_intent: str, *, db: str | Path | None = None) -> pd.DataFrame:
+    """The Stripe refunds of one payment intent, oldest first."""
+    return query(
+        "SELECT created, id, amount, currency, status, reason, payops_request_id FROM refunds "
+        "WHERE payment_intent = ? ORDER BY created, id",
+        [payment_intent],
+        db=db,
+    )
+
+
+def data_range(*, db: str | Path | None = None) -> tuple[Any, Any]:
+    """The first and last day (UTC dates) that have payments; ``(None, None)`` for an empty database."""
+    df = query("SELECT min(created)::DATE AS first_day, max(created)::DATE AS last_day FROM charges", db=db)
+    first, last = df.iloc[0]["first_day"], df.iloc[0]["last_day"]
+    if _isna(first):
+        return None, None
+    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
+
+
+def request_currencies(*, db: str | Path | None = None) -> list[str]:
+    """The currencies refund requests exist in (for the review app's currency filter)."""
+    df = query("SELECT DISTINCT currency FROM refund_requests ORDER BY 1", db=db)
+    return [str(c) for c in df["currency"]]
+
+
+# --- charts and summaries ----------------------------------------------------------
+def _major(amounts: Iterable[Any], currency: str) -> list[float]:
+    # Floats only for drawing an axis; figures people read are formatted from integers.
+    return [float(to_decimal(int(a), currency)) if not _isna(a) else float("nan") for a in amounts]
+
+
+def chart_daily(daily: pd.DataFrame, column: str, *, title: str | None = None, money_column: bool = False,
+                percent: bool = False, ax=None):
+    """A line per currency of one ``daily_metrics`` column over the days; returns the Axes.
+
+    Args:
+        daily: rows of :func:`payops.metrics.daily` (day, currency, ...).
+        column: the metric, e.g. ``success_rate`` or ``gross_volume``.
+        money_column: the column is money in minor units (drawn in major units per currency).
+        percent: the column is a ratio 0..1 (drawn as %).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.2))
+    for currency, part in daily.sort_values("day").groupby("currency"):
+        values = part[column]
+        if money_column:
+            values = _major(values, str(currency))
+        elif percent:
+            values = [v * 100 if not _isna(v) else float("nan") for v in values]
+        ax.plot(pd.to_datetime(part["day"]), values, marker=".", label=str(currency).upper())
+    ax.set_title(title or column.replace("_", " "))
+    if percent:
+        ax.set_ylabel("%")
+    elif money_column:
+        ax.set_ylabel("major units of each currency")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    ax.figure.autofmt_xdate()
+    return ax
+
+
+def chart_top_customers(insights: pd.DataFrame, *, currency: str | None = None, n: int = 10, ax=None):
+    """A horizontal bar chart of the ``n`` customers who spent most in one currency.
+
+    Args:
+        insights: rows of :func:`payops.metrics.customer_insights`.
+        currency: which currency (default: the one with most customers).
+    """
+    import matplotlib.pyplot as plt
+
+    df = insights.dropna(subset=["currency"])
+    if currency is None:
+        currency = str(df["currency"].value_counts().idxmax()) if len(df) else "usd"
+    top = df[df["currency"] == currency].sort_values("spend", ascending=False).head(n).iloc[::-1]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 0.35 * max(len(top), 3) + 1))
+    labels = [str(name) if not _isna(name) and name else str(cid) for name, cid in zip(top["name"], top["customer"])]
+    ax.barh(labels, _major(top["spend"], currency), color="#635bff")
+    ax.set_xlabel(f"spend ({currency.upper()})")
+    ax.set_title(f"Top {len(top)} customers by spend in {currency.upper()}")
+    ax.grid(axis="x", alpha=0.3)
+    return ax
+
+
+def fee_breakdown(daily: pd.DataFrame) -> pd.DataFrame:
+    """Per currency: gross volume, refunds, disputes, Stripe fees, platform fees and net over the rows.
+
+    Sums stay per currency (integers in minor units); use :func:`styled` with
+    ``money_columns`` to show them.
+    """
+    cols = ["gross_volume", "refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net"]
+    present = [c for c in cols if c in daily.columns]
+    out = daily.groupby("currency", as_index=False)[present].sum()
+    for c in present:
+        out[c] = out[c].astype("int64")
+    return out.sort_values("gross_volume", ascending=False).reset_index(drop=True)

@@ -1,0 +1,80 @@
+"""nbval on the analysts' notebooks and the review app notebook, against the default demo.
+
+The committed notebooks carry outputs produced on the default demo database
+(``payops demo --as-of 2026-11-20``: seed 42, 400 customers, 90 days); nbval re-runs each
+notebook on a fresh copy of that demo and compares every output. The demo is
+deterministic, so dates and amounts are compared as they are; only what legitimately varies
+between runs is sanitised (memory addresses in reprs, widget model ids, request ages).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+DEMO_AS_OF = date(2026, 11, 20)  # the --as-of the committed outputs were produced with
+KERNEL = "payops"
+OWN = ("explore.ipynb", "customers.ipynb", "refund_review.ipynb")
+
+SANITIZE = r"""
+[memory addresses in object reprs]
+regex: at 0x[0-9a-fA-F]+
+replace: at 0xADDRESS
+
+[widget model ids]
+regex: [0-9a-f]{32}
+replace: MODEL-ID
+
+[request ages]
+regex: \b\d+ d \d+ h\b|\b\d+ d\b|\b\d+ h\b|< 1 h
+replace: AGE
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory) -> Path:
+    from payops.demo import build_demo
+
+    path = tmp_path_factory.mktemp("nbval") / "payops.duckdb"
+    build_demo(path, seed=42, as_of=DEMO_AS_OF, replace=True, progress=False)
+    return path
+
+
+@pytest.mark.parametrize("name", OWN)
+def test_notebook_is_committed_with_outputs_and_the_project_kernel(name):
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == KERNEL
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.outputs for c in code), "run the notebook on the demo and commit its outputs"
+    assert not any(o.output_type == "error" for c in code for o in c.outputs)
+    text = "\n".join(c.source for c in nb.cells)
+    assert ".duckdb" not in text  # the database comes from the settings (PAYOPS_DB)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OWN)
+def test_nbval(name, demo_db, tmp_path):
+    db = tmp_path / "payops.duckdb"
+    shutil.copyfile(demo_db, db)  # compute_daily writes: every notebook gets its own copy
+    sanitize = tmp_path / "sanitize.cfg"
+    sanitize.write_text(SANITIZE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYOPS_", "STRIPE_"))}
+    env.update(PAYOPS_DB=str(db), PAYOPS_USER="ana", PAYOPS_TIMEZONE="UTC")
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval",
+         "--nbval-sanitize-with", str(sanitize), "--nbval-cell-timeout", "180",
+         str(NOTEBOOKS / name)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout
