@@ -58,3 +58,21 @@ lock: setup ## Refresh constraints.txt from the current virtual environment
 clean: ## Remove generated reports, test artefacts and caches (keeps data/ and .venv)
 	rm -rf test-artifacts .pytest_cache
 	find reports -mindepth 1 ! -name README.md -exec rm -rf {} +
+
+# The notebook servers run kernels in notebooks/, so relative paths are made absolute here.
+NB_ENV = PAYOPS_DB="$(abspath $(PAYOPS_DB))" \
+         PAYOPS_CONFIG="$(if $(PAYOPS_CONFIG),$(abspath $(PAYOPS_CONFIG)),$(if $(wildcard payops.toml),$(abspath payops.toml),))"
+REVIEW_PORT ?= 8866
+TOKEN ?=
+
+.PHONY: lab
+lab: setup ## Open JupyterLab (payops kernel, notebooks folder) on 127.0.0.1
+	$(NB_ENV) $(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
+	  --MappingKernelManager.default_kernel_name=payops
+
+.PHONY: review
+review: setup ## Serve the refund review app with Voila on 127.0.0.1:8866, code hidden (TOKEN=... or one is generated)
+	@token="$(TOKEN)"; [ -n "$$token" ] || token=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'); \
+	echo "Refund review for $${PAYOPS_USER:-$$USER}: http://127.0.0.1:$(REVIEW_PORT)/?token=$$token"; \
+	$(NB_ENV) exec $(VENV)/bin/voila notebooks/refund_review.ipynb --no-browser --port=$(REVIEW_PORT) \
+	  --Voila.ip=127.0.0.1 --strip_sources=True --token="$$token"

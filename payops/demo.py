@@ -52,6 +52,7 @@ TABLES = (
 )
 
 _ALPH = string.digits + string.ascii_letters
+_TABLE = bytes(ord(_ALPH[i % 62]) for i in range(256))  # random bytes -> base62 characters
 
 # Volume by hour of day (UTC): tutoring happens after school and work.
 _HOURS = [0.3, 0.2, 0.15, 0.1, 0.1, 0.1, 0.15, 0.3, 0.5, 0.6, 0.7, 0.8,
@@ -264,7 +265,10 @@ class _Gen:
         self.large = {c: from_decimal(str(large.get(c, large.get("default", "50.00"))), c) for c in _PRICES}
 
     def ident(self, prefix: str, n: int = 22) -> str:
-        return prefix + "".join(self.rng.choices(_ALPH, k=n))
+        return prefix + self.rng.randbytes(n).translate(_TABLE).decode("ascii")
+
+    def digits(self, n: int) -> str:
+        return str(self.rng.randrange(10 ** (n - 1), 10**n))
 
     # ---- plan --------------------------------------------------------------------
     def plan(self) -> None:
@@ -612,7 +616,7 @@ class _Gen:
                             "incremental_authorization": {"status": "unavailable"}, "installments": None,
                             "last4": card["last4"], "mandate": None, "multicapture": {"status": "unavailable"},
                             "network": card["brand"], "network_token": {"used": False},
-                            "network_transaction_id": "".join(rng.choices(string.digits, k=15)) if ok else None,
+                            "network_transaction_id": self.digits(15) if ok else None,
                             "overcapture": {"maximum_amount_capturable": amount, "status": "unavailable"},
                             "regulated_status": "unregulated", "three_d_secure": None, "wallet": None,
                         },
@@ -724,7 +728,7 @@ class _Gen:
         refund = {
             "id": refund_id or self.ident("re_3Q"), "object": "refund", "amount": amount,
             "balance_transaction": bt["id"], "charge": charge["id"], "created": created, "currency": cur,
-            "destination_details": {"card": {"reference": "".join(self.rng.choices(string.digits, k=23)),
+            "destination_details": {"card": {"reference": self.digits(23),
                                              "reference_status": "available",
                                              "reference_type": "acquirer_reference_number", "type": "refund"},
                                     "type": "card"},
@@ -848,7 +852,7 @@ class _Gen:
                     "reconciliation_status": "completed" if status == "paid" else "in_progress",
                     "reversed_by": None, "source_type": "card", "statement_descriptor": None,
                     "status": status, "trace_id": {"status": "supported" if status == "paid" else "pending",
-                                                   "value": "".join(self.rng.choices(string.digits, k=15))
+                                                   "value": self.digits(15)
                                                    if status == "paid" else None},
                     "type": "bank_account",
                 }

@@ -304,13 +304,13 @@ class StripeAPI:
         except (StripeError, StripeUnavailable) as exc:
             if isinstance(exc, StripeAuthError):
                 raise
-            refusal = exc.message
+            refusal = _refusal(exc)
         try:
             self.list_page(object_type, {"limit": 1}, server_attempts=2)
         except (StripeError, StripeUnavailable) as exc:
             if isinstance(exc, StripeAuthError):
                 raise
-            return "missing", None, f"{exc.message} (even without filters)"
+            return "missing", None, f"{_refusal(exc)}, even without filters"
         return "refused", None, refusal
 
     def create_refund(self, *, idempotency_key: str, charge: str | None = None, payment_intent: str | None = None,
@@ -339,6 +339,15 @@ class StripeAPI:
         elif payment_intent:
             params["payment_intent"] = payment_intent
         return list(self.list_all("refund", params))
+
+
+def _refusal(exc: Exception) -> str:
+    """A short reason: the server's message, or its HTTP status when the body was not JSON."""
+    status = getattr(exc, "http_status", None)
+    msg = getattr(exc, "message", str(exc))
+    if msg.startswith("Invalid response body") or msg.startswith("Stripe could not be reached"):
+        return f"HTTP {status}" if status else "no usable answer"
+    return f"HTTP {status}: {msg}" if status else msg
 
 
 def get_client(settings: Settings | None = None, **kwargs: Any) -> StripeAPI:
