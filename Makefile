@@ -31,8 +31,13 @@ setup: $(STAMP) ## Create .venv, install payops with its dev tools, register the
 .PHONY: demo
 demo: setup ## Build the demo marketplace database, run the reports and show the overview
 	$(PAYOPS) demo --replace
+	$(PAYOPS) analytics
+	$(PAYOPS) report daily
+	$(PAYOPS) report weekly
+	$(PAYOPS) report monthly
 	@echo
 	@echo "Demo database: $(PAYOPS_DB)  (open it with: $(PAYOPS) status, or make lab)"
+	@echo "Reports: open $${PAYOPS_REPORTS_DIR:-reports}/index.html (daily, weekly and monthly, newest first)"
 
 .PHONY: status
 status: setup ## Show the status overview of $(PAYOPS_DB)
@@ -68,11 +73,28 @@ TOKEN ?=
 .PHONY: lab
 lab: setup ## Open JupyterLab (payops kernel, notebooks folder) on 127.0.0.1
 	$(NB_ENV) $(VENV)/bin/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks \
-	  --MappingKernelManager.default_kernel_name=payops
+	  --MappingKernelManager.default_kernel_name=payops $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: review
 review: setup ## Serve the refund review app with Voila on 127.0.0.1:8866, code hidden (TOKEN=... or one is generated)
 	@token="$(TOKEN)"; [ -n "$$token" ] || token=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'); \
-	echo "Refund review for $${PAYOPS_USER:-$$USER}: http://127.0.0.1:$(REVIEW_PORT)/?token=$$token"; \
+	user=$$($(PY) -c 'import payops; print(payops.get_settings().user)'); \
+	echo "Refund review (as $$user): http://127.0.0.1:$(REVIEW_PORT)/?token=$$token"; \
 	$(NB_ENV) exec $(VENV)/bin/voila notebooks/refund_review.ipynb --no-browser --port=$(REVIEW_PORT) \
 	  --Voila.ip=127.0.0.1 --strip_sources=True --token="$$token"
+
+# Scheduled reports (cron / CI): papermill runs notebooks/report.ipynb under the payops kernel.
+.PHONY: report-daily report-weekly report-monthly reports
+report-daily: setup ## Publish the daily report into reports/ (yesterday, or the day DATE=YYYY-MM-DD)
+	$(PAYOPS) report daily $(DATE_OPT)
+
+report-weekly: setup ## Publish the weekly report (last complete ISO week, or the week of DATE=YYYY-MM-DD)
+	$(PAYOPS) report weekly $(DATE_OPT)
+
+report-monthly: setup ## Publish the monthly report (last complete month, or the month of DATE=YYYY-MM-DD)
+	$(PAYOPS) report monthly $(DATE_OPT)
+
+reports: setup ## Publish the daily, weekly and monthly reports (DATE=YYYY-MM-DD picks the periods)
+	$(PAYOPS) report daily $(DATE_OPT)
+	$(PAYOPS) report weekly $(DATE_OPT)
+	$(PAYOPS) report monthly $(DATE_OPT)

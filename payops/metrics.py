@@ -28,7 +28,7 @@ from payops.status import large_threshold
 
 __all__ = [
     "PERIODS", "Period", "period", "parse_date",
-    "compute", "compute_daily", "daily", "summary", "kpis", "alerts",
+    "compute", "compute_daily", "daily", "summary", "kpis", "kpis_of", "alerts",
     "customer_insights", "payment_timeline",
     "failure_codes", "refund_requests_breakdown", "processing_times", "biggest_refunds", "top_customers",
     "METRIC_COLUMNS", "MONEY_COLUMNS",
@@ -343,8 +343,12 @@ def kpis(start: date, end: date, *, db=None, tz: str | None = None, as_of: datet
         dicts with ``name``, ``label``, ``value``, ``threshold``, ``ok``, ``message`` and
         ``currency`` (None for the overall pending count).
     """
+    return kpis_of(summary(start, end, db=db, tz=tz, as_of=as_of))
+
+
+def kpis_of(s: pd.DataFrame) -> list[dict]:
+    """The KPIs of a :func:`summary` frame (see :func:`kpis`), without querying again."""
     limits = get_settings().kpis
-    s = summary(start, end, db=db, tz=tz, as_of=as_of)
     out: list[dict] = []
 
     def add(name, label, value, threshold, ok, message, currency):

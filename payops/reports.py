@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -101,12 +102,13 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 def _metrics_json(p: metrics.Period, db, tz: str, path: Path) -> list[dict]:
     rows = metrics.daily(p.start, p.end, db=db)
-    k = metrics.kpis(p.start, p.end, db=db, tz=tz)
+    current = metrics.summary(p.start, p.end, db=db, tz=tz)
+    k = metrics.kpis_of(current)
     doc = {
         "report": {**p.as_dict(), "timezone": tz, "generated_at": datetime.now(timezone.utc).isoformat(),
                    "database": str(database_path(db))},
         "daily_metrics": _records(rows),
-        "summary": _records(metrics.summary(p.start, p.end, db=db, tz=tz)),
+        "summary": _records(current),
         "previous_summary": _records(metrics.summary(p.previous_start, p.previous_end, db=db, tz=tz)),
         "kpis": k,
         "alerts": [x for x in k if not x["ok"]],
@@ -158,6 +160,20 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     out_nb = folder / "report.ipynb"
     params = {"period": p.kind, "date": p.start.isoformat(), "db_path": str(db_path),
               "timezone": tz, "output_dir": str(folder)}
+
+    # metrics.json and the CSVs only read the database (read-only connections, like the
+    # kernel's), so they are written while the kernel runs the notebook
+    def side_files():
+        alerts = _metrics_json(p, db_path, tz, folder / "metrics.json")
+        written = [
+            exports.export(k, "csv", start=p.start, end=p.end, db=db_path, tz=tz,
+                           out=folder / f"{k.replace('-', '_')}.csv")
+            for k in EXPORTS
+        ]
+        return alerts, written
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    side = pool.submit(side_files)
     try:
         papermill.execute_notebook(
             str(source), str(out_nb), parameters=params, kernel_name=kernel_name,
@@ -172,14 +188,10 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     except Exception as exc:  # kernel missing, notebook unreadable, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReportError(f"the {p.kind} report could not run: {first} (notebook {out_nb})") from None
-
+    finally:
+        pool.shutdown(wait=True)
     html_path = render_html(out_nb, folder / "report.html")
-    alerts = _metrics_json(p, db_path, tz, folder / "metrics.json")
-    written = [
-        exports.export(k, "csv", start=p.start, end=p.end, db=db_path, tz=tz,
-                       out=folder / f"{k.replace('-', '_')}.csv")
-        for k in EXPORTS
-    ]
+    alerts, written = side.result()
     index = write_index(root)
     return ReportResult(p, folder, out_nb, html_path, folder / "metrics.json", written, index, alerts,
                         time.monotonic() - began)
@@ -296,8 +308,8 @@ class Report:
         p = self.period
         self._current = metrics.summary(p.start, p.end, db=self.db, tz=self.tz)
         self._previous = metrics.summary(p.previous_start, p.previous_end, db=self.db, tz=self.tz)
-        self._kpis = metrics.kpis(p.start, p.end, db=self.db, tz=self.tz)
-        self._kpis_prev = metrics.kpis(p.previous_start, p.previous_end, db=self.db, tz=self.tz)
+        self._kpis = metrics.kpis_of(self._current)
+        self._kpis_prev = metrics.kpis_of(self._previous)
         self.currencies = sorted(self._current["currency"]) if len(self._current) else []
 
     # tables -------------------------------------------------------------------------
@@ -498,7 +510,11 @@ class Report:
         fig, axes = self._grid(len(cur), 2.8)
         for ax, c in zip(axes, cur):
             d = df[df["currency"] == c].iloc[::-1]
-            ax.barh(d["name"].fillna(d["customer"]), _major(d["spend"], c), color="#4C72B0")
+            names = d["name"].fillna(d["customer"])
+            # two customers may share a name: tell them apart by the end of their id
+            labels = [f"{n} ({cid[-4:]})" if (names == n).sum() > 1 else n for n, cid in zip(names, d["customer"])]
+            ax.barh(range(len(d)), _major(d["spend"], c), color="#4C72B0")
+            ax.set_yticks(range(len(d)), labels)
             ax.set_title(f"{c.upper()}: top customers by spend")
             ax.set_xlabel(f"spend ({c.upper()})")
         return fig

@@ -87,6 +87,7 @@ def test_reviewer_approves_a_request_in_the_browser(voila: str, demo: Path, tmp_
             page.locator(".payops-note textarea").fill("Approved in the browser test")
             page.locator("button.payops-approve").click()
             expect(page.locator(".payops-feedback")).to_contain_text("approved by ana", timeout=30_000)
+            expect(page.locator(f".payops-select-{rid}")).to_have_count(0)  # it left the pending queue
             page.screenshot(path=str(ARTIFACTS / "review_app.png"), full_page=True)
         finally:
             browser.close()

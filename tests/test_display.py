@@ -134,3 +134,25 @@ def test_recent_and_customer_payments(db_path):
     assert recent["customer_email"].tolist() == ["cus_3@example.com", "cus_2@example.com"]
     mine = D.customer_payments("cus_1")
     assert mine["charge"].tolist() == ["ch_1"]
+
+
+def test_charts_one_line_per_currency_and_money_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    daily = pd.DataFrame({
+        "day": pd.to_datetime(["2026-11-01", "2026-11-02", "2026-11-01"]).date, "currency": ["usd", "usd", "jpy"],
+        "success_rate": [0.9, 1.0, 1.0], "gross_volume": [1250, 2000, 500],
+    })
+    ax = D.chart_daily(daily, "success_rate", percent=True)
+    assert sorted(line.get_label() for line in ax.get_lines()) == ["JPY", "USD"]
+    usd = [line for line in ax.get_lines() if line.get_label() == "USD"][0]
+    assert list(usd.get_ydata()) == [90.0, 100.0]
+    axes = D.chart_daily(daily, "gross_volume", money_column=True)
+    assert [a.get_ylabel() for a in axes] == ["USD", "JPY"]  # one panel per currency, never one scale
+    assert list(axes[0].get_lines()[0].get_ydata()) == [12.5, 20.0]  # major units
+    insights = pd.DataFrame({"customer": ["cus_1", "cus_2", "cus_3"], "name": ["Ana", None, "Ben"],
+                             "currency": ["usd", "usd", "jpy"], "spend": [1000, 3000, 99999]})
+    ax = D.chart_top_customers(insights, currency="usd")
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Ana", "cus_2"]
+    assert [p.get_width() for p in ax.patches] == [10.0, 30.0]

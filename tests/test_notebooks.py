@@ -78,3 +78,36 @@ def test_nbval(name, demo_db, tmp_path):
     )
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert " passed" in out.stdout
+
+
+def regenerate(names: tuple[str, ...] = OWN) -> None:
+    """Re-execute the notebooks in place on a fresh default demo (run after the demo data changes).
+
+    ``.venv/bin/python tests/test_notebooks.py --regenerate [explore.ipynb ...]``
+    """
+    import tempfile
+
+    from nbconvert.preprocessors import ExecutePreprocessor
+
+    from payops.demo import build_demo
+
+    with tempfile.TemporaryDirectory(prefix="payops-nb-") as tmp:
+        demo = Path(tmp) / "demo.duckdb"
+        build_demo(demo, seed=42, as_of=DEMO_AS_OF, replace=True, progress=False)
+        for name in names:
+            db = Path(tmp) / "payops.duckdb"
+            shutil.copyfile(demo, db)
+            for key in [k for k in os.environ if k.startswith(("PAYOPS_", "STRIPE_"))]:
+                del os.environ[key]
+            os.environ.update(PAYOPS_DB=str(db), PAYOPS_USER="ana", PAYOPS_TIMEZONE="UTC")
+            nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+            ExecutePreprocessor(kernel_name=KERNEL, timeout=300).preprocess(nb, {"metadata": {"path": str(NOTEBOOKS)}})
+            nb.metadata.pop("widgets", None)  # widget state: large, and nbval does not use it
+            nbformat.write(nb, NOTEBOOKS / name)
+            print(f"executed {name}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--regenerate"]:
+        sys.exit("usage: python tests/test_notebooks.py --regenerate [NOTEBOOK.ipynb ...]")
+    regenerate(tuple(sys.argv[2:]) or OWN)

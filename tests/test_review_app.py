@@ -157,6 +157,7 @@ def test_tick_and_approve_changes_the_database_with_the_user_in_the_audit(reques
     assert "approved by ana" in app.feedback
     assert "class=\"ok\"" in app.w_feedback.value
     assert requests["pi_3"] not in app.ids  # it left the pending queue
+    assert app.w_note.value == ""  # the note went with the decision
     assert app.selected == set()
 
 
@@ -304,3 +305,11 @@ def test_text_repr_is_short_and_stable(requests):
     bundle = app._repr_mimebundle_()
     assert bundle["text/plain"] == "RefundReview(user='ana')"
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+def test_an_empty_database_shows_an_empty_queue(db_path):
+    app = RefundReview()
+    assert app.total == 0 and app.ids == [] and app.pages == 1
+    assert "No refund requests match" in app.w_empty.value
+    assert all(line.layout.display == "none" for line in app._row_lines)
+    assert app.w_prev.disabled and app.w_next.disabled

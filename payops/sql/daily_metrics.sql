@@ -95,13 +95,19 @@ keys AS (
     UNION SELECT day, currency FROM bt UNION SELECT day, currency FROM rq_open
     UNION SELECT day, currency FROM rq_dec UNION SELECT day, currency FROM rq_proc
 ),
--- pending at the end of each day: asked before midnight, not yet decided at midnight
+-- pending at the end of each day = opened up to that day - decided up to that day (a
+-- running sum over the whole history, so days before the range count too)
+rq_day AS (
+    SELECT day, currency, sum(delta) AS delta FROM (
+        SELECT (requested_at AT TIME ZONE $tz)::DATE AS day, currency, 1 AS delta FROM rr
+        UNION ALL
+        SELECT (greatest(decided, requested_at) AT TIME ZONE $tz)::DATE, currency, -1 FROM rr
+        WHERE decided IS NOT NULL)
+    GROUP BY ALL
+),
 pend AS (
-    SELECT k.day, k.currency, count(rr.currency) AS pending_requests
-    FROM keys k LEFT JOIN rr
-      ON rr.currency = k.currency
-     AND rr.requested_at < ((k.day + 1)::TIMESTAMP AT TIME ZONE $tz)
-     AND (rr.decided IS NULL OR rr.decided >= ((k.day + 1)::TIMESTAMP AT TIME ZONE $tz))
+    SELECT k.day, k.currency, coalesce(sum(d.delta), 0) AS pending_requests
+    FROM keys k LEFT JOIN rq_day d ON d.currency = k.currency AND d.day <= k.day
     GROUP BY ALL
 )
 SELECT k.day,

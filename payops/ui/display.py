@@ -386,30 +386,48 @@ def _major(amounts: Iterable[Any], currency: str) -> list[float]:
 
 def chart_daily(daily: pd.DataFrame, column: str, *, title: str | None = None, money_column: bool = False,
                 percent: bool = False, ax=None):
-    """A line per currency of one ``daily_metrics`` column over the days; returns the Axes.
+    """Draw one ``daily_metrics`` column over the days, per currency; returns the Axes (a list for money).
+
+    A ratio (``percent``) is one line per currency on shared axes; money gets one panel per
+    currency (amounts in different currencies do not share a scale).
 
     Args:
         daily: rows of :func:`payops.metrics.daily` (day, currency, ...).
         column: the metric, e.g. ``success_rate`` or ``gross_volume``.
+        title: the chart title (default: the column name).
         money_column: the column is money in minor units (drawn in major units per currency).
         percent: the column is a ratio 0..1 (drawn as %).
+        ax: draw on this Axes (not for money, which needs a panel per currency).
     """
     import matplotlib.pyplot as plt
 
+    title = title or column.replace("_", " ")
+    parts = list(daily.sort_values("day").groupby("currency"))
+    if money_column:
+        # Biggest volume first, so the main currency is on top.
+        parts.sort(key=lambda item: -len(item[1]))
+        fig, axes = plt.subplots(len(parts) or 1, 1, sharex=True, squeeze=False,
+                                 figsize=(9, 1.5 * max(len(parts), 1) + 0.8))
+        axes = [a[0] for a in axes]
+        for axis, (currency, part) in zip(axes, parts):
+            axis.plot(pd.to_datetime(part["day"]), _major(part[column], str(currency)), marker=".",
+                      color="#635bff")
+            axis.set_ylabel(str(currency).upper())
+            axis.grid(alpha=0.3)
+        axes[0].set_title(title)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        return axes
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 3.2))
-    for currency, part in daily.sort_values("day").groupby("currency"):
+    for currency, part in parts:
         values = part[column]
-        if money_column:
-            values = _major(values, str(currency))
-        elif percent:
+        if percent:
             values = [v * 100 if not _isna(v) else float("nan") for v in values]
         ax.plot(pd.to_datetime(part["day"]), values, marker=".", label=str(currency).upper())
-    ax.set_title(title or column.replace("_", " "))
+    ax.set_title(title)
     if percent:
         ax.set_ylabel("%")
-    elif money_column:
-        ax.set_ylabel("major units of each currency")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
     ax.figure.autofmt_xdate()

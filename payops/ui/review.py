@@ -354,6 +354,8 @@ class RefundReview:
         self.refresh()
         self._sync_ticks()
         self._render_detail()
+        if any(r.ok for r in results):
+            self.w_note.value = ""  # the note went with the decision; don't reuse it by accident
         # Last, so a person (or a browser test) who sees the feedback sees the redrawn queue too.
         self._report(verb, results)
         return results
@@ -528,6 +530,7 @@ class RefundReview:
                 else:
                     line.layout.display = "none"
                     box.value = False
+                    box._dom_classes = ("payops-row-select",)
         finally:
             self._quiet = False
         self.w_empty.value = "" if rows else "<i>No refund requests match these filters.</i>"
