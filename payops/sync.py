@@ -357,10 +357,13 @@ class _Backfill:
             if w is None:
                 return
             try:
+                # versioned by when the request left: an event created after that may be
+                # newer than what the page shows, and must win
+                asked_at = time.time()
                 page = self.api.list_window_page(
                     otypes[w.stream], None if w.plain else w.start, None if w.plain else w.end,
                     w.cursor)
-                result = self._advance(w, page, time.time())
+                result = self._advance(w, page, asked_at)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 self._fail(exc)
                 return
@@ -517,11 +520,15 @@ def _plan_streams(api: StripeAPI, db, plans: dict[str, dict], state: dict, summa
         for stream, p in plans.items():
             if p.get("resume"):
                 rows = state.get(stream, {})
+                found = 0
                 for key, r in rows.items():
                     if key.startswith("w-") and not r["done"]:
                         plain = bool(r["extra"].get("plain"))
                         windows.append(_Window(stream, key, r["start"], r["end"], r["cursor"],
                                                plain, set() if plain else None))
+                        found += 1
+                if not found:  # nothing left to fetch: only the completion was not recorded
+                    _complete_plan(con, stream, p)
                 continue
             verdict, _, message = probes[stream]
             con.execute("DELETE FROM sync_state WHERE stream = ? AND (\"key\" = 'plan' OR \"key\" LIKE 'w-%')",

@@ -18,7 +18,6 @@ Example (in JupyterLab or Voila)::
 from __future__ import annotations
 
 import html
-import inspect
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,7 +28,6 @@ from IPython.display import display
 
 from payops import refunds
 from payops.config import get_settings
-from payops.db import connect
 from payops.errors import PayopsError
 from payops.money import exponent, from_decimal
 from payops.ui import display as D
@@ -574,14 +572,7 @@ class RefundReview:
         rid, status = int(req["id"]), req.get("status")
         if status not in ("PENDING", "APPROVED", "FAILED"):
             return refunds.check(pay_id, db=self.db)  # decided or done: the payment's state now
-        params = inspect.signature(refunds.check).parameters
-        for name in ("exclude", "request_id"):
-            if name in params:
-                return refunds.check(pay_id, req["amount"], db=self.db, **{name: rid})
-        # payops.refunds.check counts every open request, this one too; approve() asks the same
-        # rule function with the request excluded, so the pane shows what approve() would decide.
-        with connect(self.db) as con:
-            return refunds._verdict(con, pay_id, int(req["amount"]), exclude=rid, currency=req.get("currency"))
+        return refunds.check(pay_id, int(req["amount"]), exclude=rid, db=self.db)
 
     def detail_html(self, request_id: int) -> str:
         """The detail pane of one request as HTML: payment breakdown, history, booking, verdict, links."""
