@@ -23,11 +23,10 @@ import threading
 import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from payops.audit import GENESIS, _canon, row_hash
@@ -1118,7 +1117,8 @@ def _build(con: duckdb.DuckDBPyConnection, gen: _Gen, progress: bool, timings: d
     finally:
         writer.queue.put(None)
         writer.join()
-    bar.close()
+        if writer.error is not None:
+            bar.close()
     if writer.error is not None:
         raise writer.error
     timings["ingest"] = writer.busy
@@ -1129,6 +1129,8 @@ def _build(con: duckdb.DuckDBPyConnection, gen: _Gen, progress: bool, timings: d
         _insert_audit(con, gen)
     timings["requests"] = time.perf_counter() - clock
     clock = time.perf_counter()
+    bar.set_postfix_str("writing the database file")
     con.execute("CHECKPOINT")
+    bar.close()
     timings["checkpoint"] = time.perf_counter() - clock
     return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}

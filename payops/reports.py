@@ -154,16 +154,15 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     if not source.is_file():
         raise ReportError(f"no report notebook at {source}")
 
-    # the period and the one before it, fresh in daily_metrics (what metrics.json shows)
-    metrics.compute_daily(p.previous_start, p.end, db=db_path, tz=tz)
-
     out_nb = folder / "report.ipynb"
     params = {"period": p.kind, "date": p.start.isoformat(), "db_path": str(db_path),
               "timezone": tz, "output_dir": str(folder)}
 
-    # metrics.json and the CSVs only read the database (read-only connections, like the
-    # kernel's), so they are written while the kernel runs the notebook
+    # Written while the kernel starts and runs the notebook: daily_metrics for the period
+    # and the one before (a short write; the kernel's read-only connections wait for it, and
+    # the notebook computes its figures with the same SQL), then metrics.json and the CSVs.
     def side_files():
+        metrics.compute_daily(p.previous_start, p.end, db=db_path, tz=tz)
         alerts = _metrics_json(p, db_path, tz, folder / "metrics.json")
         written = [
             exports.export(k, "csv", start=p.start, end=p.end, db=db_path, tz=tz,
@@ -446,58 +445,65 @@ class Report:
         return fig
 
     def refunds_chart(self):
-        """Refund requests opened in the period by status, stacked by priority, per currency."""
+        """Refund requests opened in the period: one bar per currency and status, stacked by priority."""
         p = self.period
         df = metrics.refund_requests_breakdown(p.start, p.end, db=self.db, tz=self.tz)
         if df.empty:
             return self._empty("No refund requests opened in this period.")
-        cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur), 2.6)
+        df = df.assign(row=df["currency"].str.upper() + "  " + df["status"])
+        pivot = df.pivot_table(index="row", columns="priority", values="requests", aggfunc="sum", fill_value=0)
+        pivot = pivot.sort_index(ascending=False)
+        fig, (ax,) = self._grid(1, max(2.0, 0.32 * len(pivot) + 1))
         colors = {"URGENT": "#C44E52", "HIGH": "#DD8452", "LARGE": "#8172B3", "NORMAL": "#AAB7C4"}
-        for ax, c in zip(axes, cur):
-            pivot = (df[df["currency"] == c].pivot_table(index="status", columns="priority", values="requests",
-                                                         aggfunc="sum", fill_value=0))
-            left = [0] * len(pivot)
-            for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
-                if prio in pivot:
-                    ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
-                    left = [a + b for a, b in zip(left, pivot[prio])]
-            ax.set_title(f"{c.upper()}: refund requests by status and priority")
-            ax.set_xlabel("requests")
-            ax.legend(loc="lower right")
+        left = [0] * len(pivot)
+        for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
+            if prio in pivot:
+                ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
+                left = [a + b for a, b in zip(left, pivot[prio])]
+        ax.set_title("Refund requests by currency and status, stacked by priority")
+        ax.set_xlabel("requests")
+        ax.legend(loc="lower right")
         return fig
 
     def processing_chart(self):
-        """Distribution of request -> processed hours in the period, per currency."""
+        """Distribution of request -> processed hours in the period, one outline per currency."""
         p = self.period
         df = metrics.processing_times(p.start, p.end, db=self.db, tz=self.tz)
         if df.empty:
             return self._empty("No refund requests processed in this period.")
         limit = float(get_settings().kpis["max_processing_hours"])
-        cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur), 2.4)
-        for ax, c in zip(axes, cur):
+        fig, (ax,) = self._grid(1, 3.2)
+        top = max(float(df["hours"].max()), limit) * 1.05
+        bins = [top * i / 24 for i in range(25)]
+        for c in sorted(df["currency"].unique()):
             hours = df.loc[df["currency"] == c, "hours"]
-            ax.hist(hours, bins=20, color="#55A868")
-            ax.axvline(limit, color="#C44E52", linestyle="--", label=f"KPI limit {limit:g} h")
-            ax.set_title(f"{c.upper()}: refund processing time (median {hours.median():.1f} h, n={len(hours)})")
-            ax.set_xlabel("hours from request to processed")
-            ax.legend()
+            ax.hist(hours, bins=bins, histtype="step", linewidth=2,
+                    label=f"{c.upper()}: median {hours.median():.1f} h, n={len(hours)}")
+        ax.axvline(limit, color="#C44E52", linestyle="--", label=f"KPI limit {limit:g} h")
+        ax.set_title("Refund processing time per currency")
+        ax.set_xlabel("hours from request to processed")
+        ax.set_ylabel("requests")
+        ax.legend()
         return fig
 
     def failures_chart(self):
-        """Failed payments of the period by failure code, per currency."""
+        """Failed payments of the period by failure code, one bar per currency."""
         p = self.period
         df = metrics.failure_codes(p.start, p.end, db=self.db, tz=self.tz)
         if df.empty:
             return self._empty("No failed payments in this period.")
+        codes = list(df.groupby("failure_code")["failed"].sum().sort_values().index)
         cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur), 2.2)
-        for ax, c in zip(axes, cur):
-            d = df[df["currency"] == c].iloc[::-1]
-            ax.barh(d["failure_code"], d["failed"], color="#C44E52")
-            ax.set_title(f"{c.upper()}: failed payments by failure code")
-            ax.set_xlabel("failed charges")
+        fig, (ax,) = self._grid(1, max(2.0, 0.3 * len(codes) * max(1, len(cur) / 2) + 1))
+        height = 0.8 / len(cur)
+        for i, c in enumerate(cur):
+            d = df[df["currency"] == c].set_index("failure_code")["failed"].reindex(codes, fill_value=0)
+            ax.barh([k + i * height - 0.4 + height / 2 for k in range(len(codes))], d.values, height=height,
+                    label=c.upper())
+        ax.set_yticks(range(len(codes)), codes)
+        ax.set_title("Failed payments by failure code (counts per currency)")
+        ax.set_xlabel("failed charges")
+        ax.legend(loc="lower right")
         return fig
 
     def top_customers_chart(self, limit: int = 10):

@@ -52,6 +52,7 @@ from payops.audit import record
 from payops.db import connect, transaction
 from payops.errors import InvalidInput
 from payops.ingest import IngestSummary, ingest_into
+from payops.refunds import sync_refund_failures
 from payops.stripe_api import StripeAPI, get_client, window_params
 
 __all__ = ["run", "SyncSummary", "STREAMS", "STREAM_OBJECTS", "EVENT_TYPES", "parse_since"]
@@ -716,6 +717,11 @@ def run(full: bool = False, streams: list[str] | str | None = None, workers: int
             b.close()
     if incremental:
         _events_pass(api, db, list(incremental), incremental, now, summary, progress)
+
+    # a refund that failed after payops processed it turns its request FAILED
+    for res in sync_refund_failures(db=db):
+        if res.ok:
+            summary.notes.append(res.message)
 
     summary.requests = api.stats["requests"] - stats0.get("requests", 0)
     summary.rate_limited = api.stats["rate_limited"] - stats0.get("rate_limited", 0)

@@ -28,6 +28,7 @@ from payops.audit import record
 from payops.db import connect, transaction
 from payops.errors import DatabaseBusy, InvalidInput, PayopsError, SignatureError
 from payops.ingest import IngestSummary, ingest_into
+from payops.refunds import sync_refund_failures
 
 __all__ = ["handle", "apply_events", "apply_file", "load_events", "make_server", "serve"]
 
@@ -60,6 +61,9 @@ def apply_events(events: Iterable[dict], *, db: str | Path | None = None, source
                    after={"source": source, "events_new": summary.events_new,
                           "events_duplicate": summary.events_duplicate,
                           "tables": summary.tables})
+    if summary.events_new:
+        # a refund that failed after payops processed it turns its request FAILED
+        sync_refund_failures(db=db)
     return summary
 
 
