@@ -7,7 +7,7 @@ for KWD). Decimals appear only at the edges: typing an amount in, or showing one
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from babel.numbers import format_currency
 
@@ -92,7 +92,11 @@ def fee(amount_minor: int, bps: int) -> int:
     amount = _check_int(amount_minor)
     if isinstance(bps, bool) or not isinstance(bps, int):
         raise MoneyError(f"a fee rate is an integer number of basis points, got {bps!r}")
-    return int((Decimal(amount) * bps / 10000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    # integer half-even: q is the floor, r the remainder in [0, 10000)
+    q, r = divmod(amount * bps, 10000)
+    if r > 5000 or (r == 5000 and q % 2):
+        q += 1
+    return q
 
 
 def format_amount(amount_minor: int | None, currency: str, locale: str = "en_US") -> str:

@@ -305,6 +305,20 @@ class Report:
         self.db = database_path(db or None)
         self.period = metrics.period(period, date or None, tz=self.tz)
         p = self.period
+        # The charts' data is fetched in a background thread while the notebook renders the
+        # tables and earlier charts (DuckDB releases the GIL while it queries).
+        kw = {"db": self.db, "tz": self.tz}
+        jobs = {
+            "trend": lambda: metrics.compute(p.trend_start, p.end, **kw),
+            "refunds": lambda: metrics.refund_requests_breakdown(p.start, p.end, **kw),
+            "processing": lambda: metrics.processing_times(p.start, p.end, **kw),
+            "failures": lambda: metrics.failure_codes(p.start, p.end, **kw),
+            "top": lambda: metrics.top_customers(p.start, p.end, limit=10, **kw),
+            "biggest": lambda: metrics.biggest_refunds(p.start, p.end, limit=10, **kw),
+        }
+        pool = ThreadPoolExecutor(max_workers=1)
+        self._data = {name: pool.submit(job) for name, job in jobs.items()}
+        pool.shutdown(wait=False)
         self._current = metrics.summary(p.start, p.end, db=self.db, tz=self.tz)
         self._previous = metrics.summary(p.previous_start, p.previous_end, db=self.db, tz=self.tz)
         self._kpis = metrics.kpis_of(self._current)
@@ -339,13 +353,13 @@ class Report:
                 "status": "OK" if k["ok"] else "BREACHED",
                 "previous": _show(before, kind, "usd"), "change": _change(k["value"], before, kind),
             })
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows).set_index(["KPI", "currency"]) if rows else pd.DataFrame(rows)
 
     def alerts(self) -> pd.DataFrame:
         """The breached KPIs of the period (empty when all is well)."""
-        bad = [k for k in self._kpis if not k["ok"]]
-        return pd.DataFrame({"alert": [k["message"] for k in bad]}) if bad else pd.DataFrame(
-            {"alert": ["No KPI breached: every KPI is within its threshold."]})
+        bad = [k["message"] for k in self._kpis if not k["ok"]]
+        messages = bad or ["No KPI breached: every KPI is within its threshold."]
+        return pd.DataFrame({"alert": messages}, index=pd.RangeIndex(1, len(messages) + 1))
 
     def headline(self) -> pd.DataFrame:
         """Every metric per currency: this period, the previous one, and the change."""
@@ -358,22 +372,29 @@ class Report:
                 before = prev.loc[c, col] if c in prev.index else None
                 rows.append({"currency": c.upper(), "metric": label, "this period": _show(now, kind, c),
                              "previous": _show(before, kind, c), "change": _change(now, before, kind)})
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows).set_index(["currency", "metric"]) if rows else pd.DataFrame(rows)
+
+    def _top(self, limit: int) -> pd.DataFrame:
+        # one query serves the chart and the table
+        if limit <= 10:
+            return self._data["top"].result().groupby("currency", group_keys=False).head(limit)
+        return metrics.top_customers(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
 
     def top_customers(self, limit: int = 10) -> pd.DataFrame:
         """The biggest spenders of the period per currency."""
-        df = metrics.top_customers(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
+        df = self._top(limit)
         return pd.DataFrame({
             "currency": df["currency"].str.upper(), "customer": df["customer"], "email": df["email"],
             "payments": df["payments"],
             "spend": [format_amount(int(v), c) for v, c in zip(df["spend"], df["currency"])],
             "refunded": [format_amount(int(v), c) for v, c in zip(df["refunded_amount"], df["currency"])],
             "payment method": df["preferred_payment_method"],
-        })
+        }).set_index("currency")
 
     def biggest_refunds(self, limit: int = 10) -> pd.DataFrame:
         """The biggest refunds of the period per currency."""
-        df = metrics.biggest_refunds(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
+        df = self._data["biggest"].result().groupby("currency", group_keys=False).head(limit) if limit <= 10 \
+            else metrics.biggest_refunds(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
         if df.empty:
             return pd.DataFrame({"refund": ["No refunds in this period."]})
         return pd.DataFrame({
@@ -383,7 +404,7 @@ class Report:
             "reason": df["reason"], "status": df["status"],
             "request": df["payops_request_id"].astype("Int64"),
             "created": df["created"].dt.tz_convert(self.tz).dt.strftime("%Y-%m-%d %H:%M"),
-        })
+        }).set_index("currency")
 
     # charts -------------------------------------------------------------------------
     def _grid(self, n: int, height: float = 3.0):
@@ -401,53 +422,71 @@ class Report:
         return fig
 
     def volume_chart(self):
-        """Gross volume (bars) and success rate (line) per day, one panel per currency."""
+        """Success rate per day (one line per currency), then gross volume per day, one panel per currency."""
         p = self.period
-        df = metrics.compute(p.trend_start, p.end, db=self.db, tz=self.tz)
+        df = self._data["trend"].result()
         if df.empty:
             return self._empty("No payments in this period.")
         cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur))
-        for ax, c in zip(axes, cur):
+        fig, axes = self._grid(len(cur) + 1, 2.2)
+        half = pd.Timedelta(hours=12)
+        lo, hi = pd.Timestamp(p.trend_start) - half, pd.Timestamp(p.end) + half
+        rate_ax = axes[0]
+        for c in cur:
             d = df[df["currency"] == c]
-            days = pd.to_datetime(d["day"])
-            ax.bar(days, _major(d["gross_volume"], c), color="#4C72B0", label="gross volume")
-            ax.set_ylabel(f"{c.upper()} gross")
-            ax.set_title(f"{c.upper()}: volume and success rate per day")
-            ax2 = ax.twinx()
-            ax2.plot(days, d["success_rate"] * 100, color="#C44E52", marker="o", label="success rate")
-            ax2.set_ylim(0, 105)
-            ax2.set_ylabel("success %")
-            half = pd.Timedelta(hours=12)
+            rate_ax.plot(pd.to_datetime(d["day"]), d["success_rate"] * 100, marker="o", label=c.upper())
+        limit = float(get_settings().kpis["min_success_rate"]) * 100
+        rate_ax.axhline(limit, color="#C44E52", linestyle="--", linewidth=1, label=f"KPI {limit:g}%")
+        rate_ax.set_ylabel("success %")
+        rate_ax.set_title("Success rate per day (succeeded / decided payments)")
+        rate_ax.legend(loc="lower left", ncol=len(cur) + 1, fontsize="small")
+        for ax, c in zip(axes[1:], cur):
+            d = df[df["currency"] == c]
+            ax.bar(pd.to_datetime(d["day"]), _major(d["gross_volume"], c), color="#4C72B0")
+            ax.set_ylabel(c.upper())
+            ax.set_title(f"{c.upper()}: gross volume per day")
+        for ax in axes:
             ax.axvspan(pd.Timestamp(p.start) - half, pd.Timestamp(p.end) + half, color="#f2c14e", alpha=0.15)
-            ax.set_xlim(pd.Timestamp(p.trend_start) - half, pd.Timestamp(p.end) + half)
-            ax.tick_params(axis="x", labelrotation=30)
+            ax.set_xlim(lo, hi)
         return fig
 
     def fee_chart(self):
-        """Stripe fees vs platform fees vs net, per currency, this period and the previous one."""
+        """Stripe fees, platform fees and net as a share of gross volume, per currency, this
+        period and the previous one (amounts written on the bars)."""
         if not self.currencies:
             return self._empty("No payments in this period.")
-        fig, axes = self._grid(len(self.currencies), 2.4)
+        parts = (("stripe_fees", "Stripe fees", "#C44E52"), ("platform_fees", "Platform fees", "#8172B3"),
+                 ("net", "Net", "#55A868"))
         prev = self._previous.set_index("currency")
         cur = self._current.set_index("currency")
-        parts = ("stripe_fees", "platform_fees", "net")
-        labels = ("Stripe fees", "Platform fees", "Net")
-        for ax, c in zip(axes, self.currencies):
-            now = _major([cur.loc[c, x] for x in parts], c)
-            before = _major([prev.loc[c, x] if c in prev.index else 0 for x in parts], c)
-            y = range(len(parts))
-            ax.barh([i + 0.2 for i in y], now, height=0.4, label="this period", color="#4C72B0")
-            ax.barh([i - 0.2 for i in y], before, height=0.4, label="previous", color="#AAB7C4")
-            ax.set_yticks(list(y), labels)
-            ax.set_title(f"{c.upper()}: fees and net (gross {format_amount(int(cur.loc[c, 'gross_volume']), c)})")
-            ax.legend(loc="lower right")
+        rows = []
+        for c in self.currencies:
+            rows.append((f"{c.upper()} this period", c, cur.loc[c]))
+            if c in prev.index:
+                rows.append((f"{c.upper()} previous", c, prev.loc[c]))
+        fig, (ax,) = self._grid(1, 0.65 * len(rows) + 1.2)
+        height = 0.8 / len(parts)
+        for i, (key, label, color) in enumerate(parts):
+            ys, xs, texts = [], [], []
+            for k, (_, c, row) in enumerate(rows):
+                gross = int(row["gross_volume"])
+                ys.append(k + i * height - 0.4 + height / 2)
+                xs.append(100 * int(row[key]) / gross if gross else 0)
+                texts.append(format_amount(int(row[key]), c))
+            ax.barh(ys, xs, height=height, color=color, label=label)
+            for y, x, t in zip(ys, xs, texts):
+                ax.text(max(x, 0) + 0.5, y, t, va="center", fontsize="small")
+        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
+        ax.invert_yaxis()
+        ax.set_xlim(0, 118)
+        ax.set_xlabel("% of gross volume")
+        ax.set_title("Fees and net as a share of gross volume (amounts in each currency)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(parts))
         return fig
 
     def refunds_chart(self):
         """Refund requests opened in the period: one bar per currency and status, stacked by priority."""
-        p = self.period
-        df = metrics.refund_requests_breakdown(p.start, p.end, db=self.db, tz=self.tz)
+        df = self._data["refunds"].result()
         if df.empty:
             return self._empty("No refund requests opened in this period.")
         df = df.assign(row=df["currency"].str.upper() + "  " + df["status"])
@@ -467,8 +506,7 @@ class Report:
 
     def processing_chart(self):
         """Distribution of request -> processed hours in the period, one outline per currency."""
-        p = self.period
-        df = metrics.processing_times(p.start, p.end, db=self.db, tz=self.tz)
+        df = self._data["processing"].result()
         if df.empty:
             return self._empty("No refund requests processed in this period.")
         limit = float(get_settings().kpis["max_processing_hours"])
@@ -488,8 +526,7 @@ class Report:
 
     def failures_chart(self):
         """Failed payments of the period by failure code, one bar per currency."""
-        p = self.period
-        df = metrics.failure_codes(p.start, p.end, db=self.db, tz=self.tz)
+        df = self._data["failures"].result()
         if df.empty:
             return self._empty("No failed payments in this period.")
         codes = list(df.groupby("failure_code")["failed"].sum().sort_values().index)
@@ -506,10 +543,9 @@ class Report:
         ax.legend(loc="lower right")
         return fig
 
-    def top_customers_chart(self, limit: int = 10):
+    def top_customers_chart(self, limit: int = 5):  # the table below shows ten
         """The biggest spenders of the period, per currency."""
-        p = self.period
-        df = metrics.top_customers(p.start, p.end, limit=limit, db=self.db, tz=self.tz)
+        df = self._top(10).groupby("currency", group_keys=False).head(limit)
         if df.empty:
             return self._empty("No succeeded payments in this period.")
         cur = sorted(df["currency"].unique())

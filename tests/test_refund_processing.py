@@ -221,3 +221,25 @@ def test_process_against_localstripe(tmp_path, monkeypatch):
         [res] = R.reconcile()
         assert res.ok and R.get(rid)["stripe_refund_id"] == refund["id"]
         assert len(client.v1.refunds.list({"charge": charge}).data) == 1
+
+
+def test_refund_failure_delivered_by_webhook_marks_request_failed(fake):
+    """The same path end to end: a signed webhook carrying refund.failed fails its request."""
+    import orjson
+    import stripe as stripe_sdk
+
+    from payops.webhooks import handle
+
+    rid = approved(fake)
+    R.process()
+    [refund] = fake.objects("refund")
+    fake.set_now(int(time.time()) + 3600)
+    fake.fail_refund(refund["id"], "lost_or_stolen_card")
+    [ev] = fake.events("refund.failed")
+    payload = orjson.dumps(ev)
+    secret = "whsec_payops_test"
+    header = stripe_sdk.WebhookSignature.generate_signature_header(payload.decode(), secret)
+    handle(payload, header, secret)
+    g = R.get(rid)
+    assert g["status"] == "FAILED" and "lost_or_stolen_card" in g["failure_message"]
+    assert audit_rows(rid)[-1] == ("sync", "refund_request.fail")

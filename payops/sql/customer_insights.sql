@@ -15,13 +15,15 @@ WITH ch AS (
       AND ($lo IS NULL OR created >= $lo) AND ($hi IS NULL OR created < $hi)
     GROUP BY ALL
 ),
+rf AS (  -- the refunds first (few), then only their charges
+    SELECT charge, currency, amount, created FROM refunds
+    WHERE status = 'succeeded' AND ($lo IS NULL OR created >= $lo) AND ($hi IS NULL OR created < $hi)
+),
 re AS (
-    SELECT c.customer, r.currency, count(*) AS refunds, sum(r.amount) AS refunded_amount,
-           max(r.created) AS last_refund
-    FROM refunds r JOIN charges c ON c.id = r.charge
-    WHERE r.status = 'succeeded' AND c.customer IS NOT NULL
-      AND ($customer IS NULL OR c.customer = $customer)
-      AND ($lo IS NULL OR r.created >= $lo) AND ($hi IS NULL OR r.created < $hi)
+    SELECT c.customer, rf.currency, count(*) AS refunds, sum(rf.amount) AS refunded_amount,
+           max(rf.created) AS last_refund
+    FROM rf JOIN charges c ON c.id = rf.charge
+    WHERE c.customer IS NOT NULL AND ($customer IS NULL OR c.customer = $customer)
     GROUP BY ALL
 )
 SELECT coalesce(ch.customer, re.customer) AS customer,
