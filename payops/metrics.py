@@ -28,7 +28,7 @@ from payops.status import large_threshold
 
 __all__ = [
     "PERIODS", "Period", "period", "parse_date",
-    "compute", "compute_daily", "daily", "summary", "kpis", "kpis_of", "alerts",
+    "compute", "compute_daily", "daily", "summary", "summaries", "kpis", "kpis_of", "alerts",
     "customer_insights", "payment_timeline",
     "failure_codes", "refund_requests_breakdown", "processing_times", "biggest_refunds", "top_customers",
     "METRIC_COLUMNS", "MONEY_COLUMNS",
@@ -170,10 +170,30 @@ def _reader(db):
         yield con
 
 
+def _bucket_seconds(start: date, end: date, tz: str) -> int:
+    """The widest UTC bucket that never straddles two local days of ``tz`` in the range.
+
+    A day for UTC, an hour when every offset of the zone around the range is a whole hour,
+    else a quarter-hour (India, Nepal, Lord Howe's half-hour DST, ...).
+    """
+    zone = ZoneInfo(tz)
+    offsets = set()
+    d = start - timedelta(days=1)
+    # DST periods last months, so midnight and noon of every day see every offset in use
+    while d <= end + timedelta(days=1):
+        for hour in (0, 12):
+            offsets.add(datetime.combine(d, time(hour), tzinfo=zone).utcoffset().total_seconds())
+        d += timedelta(days=1)
+    if offsets == {0}:
+        return 86400
+    return 3600 if all(o % 3600 == 0 for o in offsets) else 900
+
+
 def _frame(con, start: date, end: date, tz: str) -> pd.DataFrame:
     lo, hi = _bounds(start, end, tz)
+    bucket = _bucket_seconds(start, end, tz)
     params = {"lo": lo, "hi": hi, "tz": tz, "bps": get_settings().platform_fee_bps,
-              "start_day": start, "end_day": end}
+              "start_day": start, "end_day": end, "bucket_s": bucket, "bucket_us": bucket * 1_000_000}
     df = con.execute(_sql("daily_metrics"), params).df()
     if len(df):
         df["day"] = pd.to_datetime(df["day"]).dt.date
@@ -291,22 +311,7 @@ def _pending(con, as_of: datetime) -> pd.DataFrame:
     ).df()
 
 
-def summary(start: date, end: date, *, db=None, tz: str | None = None, as_of: datetime | None = None) -> pd.DataFrame:
-    """One row per currency for local days ``start``..``end``.
-
-    Counts and amounts are the sums of the days; rates are recomputed from those sums
-    (never averaged); processing-time median and 90th percentile are over the requests
-    processed in the period; ``pending_requests`` is the count at the end of the period
-    (or at ``as_of``). Also ``failed_rate`` = failed / attempts.
-    """
-    start, end = _check_range(start, end)
-    tz = _tz(tz)
-    lo, hi = _bounds(start, end, tz)
-    as_of = as_of or min(hi, datetime.now(timezone.utc))
-    with _reader(db) as con:
-        days = _frame(con, start, end, tz)
-        proc = _processing(con, lo, hi)
-        pend = _pending(con, as_of)
+def _summarize(days: pd.DataFrame, proc: pd.DataFrame, pend: pd.DataFrame) -> pd.DataFrame:
     cols = ["currency", *ADDITIVE]
     if len(days):
         out = days[cols].groupby("currency", as_index=False).sum()
@@ -323,6 +328,53 @@ def summary(start: date, end: date, *, db=None, tz: str | None = None, as_of: da
     out["processing_hours_p90"] = grouped.quantile(0.9).reindex(currencies).astype("float64")
     out["pending_requests"] = pend.set_index("currency")["pending_requests"].reindex(currencies).fillna(0).astype("int64")
     return out.reset_index().rename(columns={"index": "currency"})
+
+
+def summaries(periods: list[tuple[date, date]], *, db=None, tz: str | None = None,
+              extra: tuple[date, date] | None = None) -> tuple[list[pd.DataFrame], pd.DataFrame]:
+    """:func:`summary` of several periods with one daily-metrics query and one connection.
+
+    Args:
+        periods: ``(start, end)`` pairs of local days.
+        db: database path.
+        tz: reporting timezone.
+        extra: a further range whose daily rows are wanted too (e.g. a chart's trend).
+
+    Returns:
+        The summaries in the order of ``periods``, and the daily rows of all the days asked for.
+    """
+    tz = _tz(tz)
+    periods = [_check_range(s, e) for s, e in periods]
+    first = min([s for s, _ in periods] + ([extra[0]] if extra else []))
+    last = max([e for _, e in periods] + ([extra[1]] if extra else []))
+    now = datetime.now(timezone.utc)
+    out = []
+    with _reader(db) as con:
+        days = _frame(con, first, last, tz)
+        for start, end in periods:
+            lo, hi = _bounds(start, end, tz)
+            part = days[(days["day"] >= start) & (days["day"] <= end)] if len(days) else days
+            out.append(_summarize(part, _processing(con, lo, hi), _pending(con, min(hi, now))))
+    return out, days
+
+
+def summary(start: date, end: date, *, db=None, tz: str | None = None, as_of: datetime | None = None) -> pd.DataFrame:
+    """One row per currency for local days ``start``..``end``.
+
+    Counts and amounts are the sums of the days; rates are recomputed from those sums
+    (never averaged); processing-time median and 90th percentile are over the requests
+    processed in the period; ``pending_requests`` is the count at the end of the period
+    (or at ``as_of``). Also ``failed_rate`` = failed / attempts.
+    """
+    start, end = _check_range(start, end)
+    tz = _tz(tz)
+    lo, hi = _bounds(start, end, tz)
+    as_of = as_of or min(hi, datetime.now(timezone.utc))
+    with _reader(db) as con:
+        days = _frame(con, start, end, tz)
+        proc = _processing(con, lo, hi)
+        pend = _pending(con, as_of)
+    return _summarize(days, proc, pend)
 
 
 # --- KPIs and alerts -----------------------------------------------------------------

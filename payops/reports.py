@@ -102,14 +102,14 @@ def _records(df: pd.DataFrame) -> list[dict]:
 
 def _metrics_json(p: metrics.Period, db, tz: str, path: Path) -> list[dict]:
     rows = metrics.daily(p.start, p.end, db=db)
-    current = metrics.summary(p.start, p.end, db=db, tz=tz)
+    (current, previous), _ = metrics.summaries([(p.start, p.end), (p.previous_start, p.previous_end)], db=db, tz=tz)
     k = metrics.kpis_of(current)
     doc = {
         "report": {**p.as_dict(), "timezone": tz, "generated_at": datetime.now(timezone.utc).isoformat(),
                    "database": str(database_path(db))},
         "daily_metrics": _records(rows),
         "summary": _records(current),
-        "previous_summary": _records(metrics.summary(p.previous_start, p.previous_end, db=db, tz=tz)),
+        "previous_summary": _records(previous),
         "kpis": k,
         "alerts": [x for x in k if not x["ok"]],
     }
@@ -186,7 +186,8 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
         ) from None
     except Exception as exc:  # kernel missing, notebook unreadable, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ReportError(f"the {p.kind} report could not run: {first} (notebook {out_nb})") from None
+        hint = " (run `make setup` to register the kernel)" if "kernel" in first.lower() else ""
+        raise ReportError(f"the {p.kind} report could not run: {first}{hint} (notebook {out_nb})") from None
     finally:
         pool.shutdown(wait=True)
     html_path = render_html(out_nb, folder / "report.html")
@@ -202,6 +203,8 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     entries = []
     for meta in root.glob("*/*/metrics.json"):
+        if not (meta.parent / "report.html").exists():  # a run that failed before rendering
+            continue
         try:
             doc = orjson.loads(meta.read_bytes())
             info = doc["report"]
@@ -305,11 +308,11 @@ class Report:
         self.db = database_path(db or None)
         self.period = metrics.period(period, date or None, tz=self.tz)
         p = self.period
-        # The charts' data is fetched in a background thread while the notebook renders the
-        # tables and earlier charts (DuckDB releases the GIL while it queries).
+        # One query gives both periods' summaries and the days of the volume chart; the other
+        # charts' data is fetched in a background thread while the notebook renders tables
+        # and earlier charts (DuckDB releases the GIL while it queries).
         kw = {"db": self.db, "tz": self.tz}
         jobs = {
-            "trend": lambda: metrics.compute(p.trend_start, p.end, **kw),
             "refunds": lambda: metrics.refund_requests_breakdown(p.start, p.end, **kw),
             "processing": lambda: metrics.processing_times(p.start, p.end, **kw),
             "failures": lambda: metrics.failure_codes(p.start, p.end, **kw),
@@ -319,8 +322,9 @@ class Report:
         pool = ThreadPoolExecutor(max_workers=1)
         self._data = {name: pool.submit(job) for name, job in jobs.items()}
         pool.shutdown(wait=False)
-        self._current = metrics.summary(p.start, p.end, db=self.db, tz=self.tz)
-        self._previous = metrics.summary(p.previous_start, p.previous_end, db=self.db, tz=self.tz)
+        (self._current, self._previous), days = metrics.summaries(
+            [(p.start, p.end), (p.previous_start, p.previous_end)], extra=(p.trend_start, p.end), **kw)
+        self._trend = days[days["day"] >= p.trend_start] if len(days) else days
         self._kpis = metrics.kpis_of(self._current)
         self._kpis_prev = metrics.kpis_of(self._previous)
         self.currencies = sorted(self._current["currency"]) if len(self._current) else []
@@ -407,12 +411,21 @@ class Report:
         }).set_index("currency")
 
     # charts -------------------------------------------------------------------------
-    def _grid(self, n: int, height: float = 3.0):
+    def _grid(self, n: int, height: float = 3.0, sharex: bool = False, bottom: float = 0.6, gap: float = 0.55):
+        """``n`` panels stacked, ``height`` inches each, with fixed margins in inches.
+
+        Fixed margins instead of a layout engine: a layout engine draws every figure several
+        times, which is most of a report's rendering time.
+        """
         from matplotlib.figure import Figure
 
         n = max(n, 1)
-        fig = Figure(figsize=(10, height * n), layout="constrained")
-        axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+        total = height * n
+        top = 0.4  # room for the first panel's title; gap: between panels (title, x labels)
+        panel = max((total - top - bottom - gap * (n - 1)) / n, 0.3)
+        fig = Figure(figsize=(10, total))
+        axes = fig.subplots(n, 1, squeeze=False, sharex=sharex)[:, 0]
+        fig.subplots_adjust(left=0.2, right=0.96, top=1 - top / total, bottom=bottom / total, hspace=gap / panel)
         return fig, axes
 
     def _empty(self, message: str):
@@ -424,11 +437,11 @@ class Report:
     def volume_chart(self):
         """Success rate per day (one line per currency), then gross volume per day, one panel per currency."""
         p = self.period
-        df = self._data["trend"].result()
+        df = self._trend
         if df.empty:
             return self._empty("No payments in this period.")
         cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur) + 1, 2.2)
+        fig, axes = self._grid(len(cur) + 1, 2.0, sharex=True)  # one date axis, at the bottom
         half = pd.Timedelta(hours=12)
         lo, hi = pd.Timestamp(p.trend_start) - half, pd.Timestamp(p.end) + half
         rate_ax = axes[0]
@@ -464,7 +477,7 @@ class Report:
             rows.append((f"{c.upper()} this period", c, cur.loc[c]))
             if c in prev.index:
                 rows.append((f"{c.upper()} previous", c, prev.loc[c]))
-        fig, (ax,) = self._grid(1, 0.65 * len(rows) + 1.2)
+        fig, (ax,) = self._grid(1, 0.65 * len(rows) + 1.5, bottom=1.0)
         height = 0.8 / len(parts)
         for i, (key, label, color) in enumerate(parts):
             ys, xs, texts = [], [], []
@@ -492,13 +505,14 @@ class Report:
         df = df.assign(row=df["currency"].str.upper() + "  " + df["status"])
         pivot = df.pivot_table(index="row", columns="priority", values="requests", aggfunc="sum", fill_value=0)
         pivot = pivot.sort_index(ascending=False)
-        fig, (ax,) = self._grid(1, max(2.0, 0.32 * len(pivot) + 1))
+        fig, (ax,) = self._grid(1, max(2.0, 0.32 * len(pivot) + 1.2), bottom=0.7)
         colors = {"URGENT": "#C44E52", "HIGH": "#DD8452", "LARGE": "#8172B3", "NORMAL": "#AAB7C4"}
         left = [0] * len(pivot)
         for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
             if prio in pivot:
                 ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
                 left = [a + b for a, b in zip(left, pivot[prio])]
+        ax.set_xlim(0, max(left) * 1.3)  # room for the legend on the right
         ax.set_title("Refund requests by currency and status, stacked by priority")
         ax.set_xlabel("requests")
         ax.legend(loc="lower right")
@@ -510,7 +524,7 @@ class Report:
         if df.empty:
             return self._empty("No refund requests processed in this period.")
         limit = float(get_settings().kpis["max_processing_hours"])
-        fig, (ax,) = self._grid(1, 3.2)
+        fig, (ax,) = self._grid(1, 3.2, bottom=0.7)
         top = max(float(df["hours"].max()), limit) * 1.05
         bins = [top * i / 24 for i in range(25)]
         for c in sorted(df["currency"].unique()):
@@ -531,13 +545,14 @@ class Report:
             return self._empty("No failed payments in this period.")
         codes = list(df.groupby("failure_code")["failed"].sum().sort_values().index)
         cur = sorted(df["currency"].unique())
-        fig, (ax,) = self._grid(1, max(2.0, 0.3 * len(codes) * max(1, len(cur) / 2) + 1))
+        fig, (ax,) = self._grid(1, max(2.0, 0.3 * len(codes) * max(1, len(cur) / 2) + 1.2), bottom=0.7)
         height = 0.8 / len(cur)
         for i, c in enumerate(cur):
             d = df[df["currency"] == c].set_index("failure_code")["failed"].reindex(codes, fill_value=0)
             ax.barh([k + i * height - 0.4 + height / 2 for k in range(len(codes))], d.values, height=height,
                     label=c.upper())
         ax.set_yticks(range(len(codes)), codes)
+        ax.set_xlim(0, float(df["failed"].max()) * 1.25)  # room for the legend on the right
         ax.set_title("Failed payments by failure code (counts per currency)")
         ax.set_xlabel("failed charges")
         ax.legend(loc="lower right")
@@ -549,7 +564,7 @@ class Report:
         if df.empty:
             return self._empty("No succeeded payments in this period.")
         cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur), 2.8)
+        fig, axes = self._grid(len(cur), 2.6, bottom=0.7, gap=0.9)
         for ax, c in zip(axes, cur):
             d = df[df["currency"] == c].iloc[::-1]
             names = d["name"].fillna(d["customer"])

@@ -342,3 +342,23 @@ def test_customer_insights_and_payment_timeline(db_path, monkeypatch):
     assert list(metrics.payment_timeline("ch_h", db=db_path)["event"]) == ["created", "charged", "fees", "refunded", "disputed"]
     with pytest.raises(Exception, match="no payment"):
         metrics.payment_timeline("pi_missing", db=db_path)
+
+
+def test_time_buckets_never_straddle_local_days():
+    span = (date(2026, 1, 1), date(2026, 12, 31))
+    assert metrics._bucket_seconds(*span, "UTC") == 86400
+    assert metrics._bucket_seconds(*span, "Europe/Berlin") == 3600
+    assert metrics._bucket_seconds(*span, "Asia/Kolkata") == 900
+    assert metrics._bucket_seconds(*span, "Australia/Lord_Howe") == 900  # half-hour DST
+
+
+def test_summaries_in_one_query_equal_separate_summaries(db_path, monkeypatch):
+    monkeypatch.setenv("PAYOPS_TIMEZONE", "America/New_York")
+    load(db_path, "America/New_York")
+    periods = [(date(2026, 11, 9), date(2026, 11, 15)), (date(2026, 11, 16), date(2026, 11, 22)),
+               (date(2026, 10, 1), date(2026, 10, 31))]
+    together, days = metrics.summaries(periods, db=db_path, extra=(date(2026, 11, 1), date(2026, 11, 2)))
+    for (start, end), got in zip(periods, together):
+        want = metrics.summary(start, end, db=db_path)
+        assert got.equals(want), (start, end)
+    assert days["day"].min() == date(2026, 10, 31) and days["day"].max() == date(2026, 11, 22)

@@ -1,58 +1,61 @@
 -- daily_metrics for the reporting days [$start_day, $end_day] in time zone $tz, per currency.
 -- Parameters: $lo / $hi (TIMESTAMPTZ, UTC bounds of those local days), $tz, $bps (platform
--- fee rate where Stripe has no application_fee_amount), $start_day / $end_day (DATE).
+-- fee rate where Stripe has no application_fee_amount), $start_day / $end_day (DATE),
+-- $bucket_s / $bucket_us (the UTC bucket size in seconds / microseconds, see below).
 --
 -- Set-based: one GROUP BY per source table, joined on (day, currency). The big tables are
--- first grouped by UTC quarter-hour (cheap integer maths on the stored microseconds) and
--- only those buckets are converted to local days: every time zone in use since the 1970s
--- has an offset that is a whole number of quarter-hours, so a bucket never straddles two
--- local days, and the time-zone conversion runs on thousands of buckets, not on every row.
+-- first grouped by UTC time bucket ($bucket_s seconds: a day when the zone is UTC, an hour
+-- when all its offsets in the range are whole hours, else a quarter-hour) using cheap
+-- integer maths on the stored microseconds; only those buckets are converted to local days.
+-- Every time zone in use since the 1970s has offsets that are whole quarter-hours, so a
+-- bucket never straddles two local days, and the time-zone conversion runs on thousands of
+-- buckets, not on every row.
 WITH
 ch_q AS (
-    SELECT currency,
-           epoch_us(created) // 900000000 AS q,
+    SELECT currency, q,
            count(*) AS attempts,
-           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE ok) AS succeeded,
            count(*) FILTER (WHERE status = 'failed') AS failed,
-           sum(captured) FILTER (WHERE status = 'succeeded') AS gross_volume,
+           sum(captured) FILTER (WHERE ok) AS gross_volume,
            -- platform fee per charge: Stripe's application_fee_amount, else the configured
            -- rate rounded half-even to a whole minor unit (integer maths, no float ever)
-           sum(coalesce(application_fee_amount,
-                        fb // 10000 + CASE WHEN fb % 10000 > 5000
-                                             OR (fb % 10000 = 5000 AND (fb // 10000) % 2 = 1)
-                                           THEN 1 ELSE 0 END))
-               FILTER (WHERE status = 'succeeded') AS platform_fees
-    FROM (SELECT currency, created, status, application_fee_amount,
-                 coalesce(amount_captured, 0) AS captured,
-                 coalesce(amount_captured, 0) * $bps AS fb
+           sum(CASE WHEN application_fee_amount IS NOT NULL THEN application_fee_amount
+                    ELSE captured * $bps // 10000
+                         + CASE WHEN (captured * $bps) % 10000 > 5000
+                                  OR ((captured * $bps) % 10000 = 5000 AND (captured * $bps // 10000) % 2 = 1)
+                                THEN 1 ELSE 0 END END)
+               FILTER (WHERE ok) AS platform_fees
+    FROM (SELECT currency, status, application_fee_amount, status = 'succeeded' AS ok,
+                 epoch_us(created) // $bucket_us AS q,
+                 coalesce(amount_captured, 0) AS captured
           FROM charges WHERE created >= $lo AND created < $hi)
-    GROUP BY ALL
+    GROUP BY currency, q
 ),
 pi_q AS (
-    SELECT currency, epoch_us(created) // 900000000 AS q,
+    SELECT currency, epoch_us(created) // $bucket_us AS q,
            count(*) AS intents_created,
            count(*) FILTER (WHERE status = 'succeeded') AS intents_succeeded
     FROM payment_intents WHERE created >= $lo AND created < $hi
     GROUP BY ALL
 ),
 re_q AS (
-    SELECT currency, epoch_us(created) // 900000000 AS q, sum(amount) AS refunded_amount
+    SELECT currency, epoch_us(created) // $bucket_us AS q, sum(amount) AS refunded_amount
     FROM refunds WHERE created >= $lo AND created < $hi AND status = 'succeeded'
     GROUP BY ALL
 ),
 dp_q AS (
-    SELECT currency, epoch_us(created) // 900000000 AS q, sum(amount) AS disputed_amount
+    SELECT currency, epoch_us(created) // $bucket_us AS q, sum(amount) AS disputed_amount
     FROM disputes WHERE created >= $lo AND created < $hi
     GROUP BY ALL
 ),
 bt_q AS (
-    SELECT currency, epoch_us(created) // 900000000 AS q, sum(fee) AS stripe_fees
+    SELECT currency, epoch_us(created) // $bucket_us AS q, sum(fee) AS stripe_fees
     FROM balance_transactions WHERE created >= $lo AND created < $hi AND fee <> 0
     GROUP BY ALL
 ),
--- quarter-hour bucket -> local day, computed once per distinct bucket
+-- bucket -> local day, computed once per distinct bucket
 qs AS (
-    SELECT q, (to_timestamp(q * 900) AT TIME ZONE $tz)::DATE AS day
+    SELECT q, (to_timestamp(q * $bucket_s) AT TIME ZONE $tz)::DATE AS day
     FROM (SELECT q FROM ch_q UNION SELECT q FROM pi_q UNION SELECT q FROM re_q
           UNION SELECT q FROM dp_q UNION SELECT q FROM bt_q)
 ),
