@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from payops import metrics
+from payops import maintenance, metrics
 from payops.config import get_settings
 from payops.errors import InvalidInput
 from payops.money import THREE_DECIMAL, ZERO_DECIMAL
@@ -209,7 +209,8 @@ def write(df: pd.DataFrame, fmt: str, out, *, kind: str, start=None, end=None, t
 
 
 def export(kind: str, fmt: str = "csv", *, start: date | str | None = None, end: date | str | None = None,
-           out: str | Path | None = None, db=None, tz: str | None = None) -> Path | None:
+           out: str | Path | None = None, db=None, tz: str | None = None,
+           mask_pii: bool = False) -> Path | None:
     """Export ``kind`` rows of local days ``start``..``end`` to a file.
 
     Args:
@@ -221,6 +222,7 @@ def export(kind: str, fmt: str = "csv", *, start: date | str | None = None, end:
         out: file to write, or ``-`` for stdout; default ``<kind>[_<from>_<to>].<fmt>`` here.
         db: database path.
         tz: reporting timezone.
+        mask_pii: mask personal data (emails, names, phones, addresses), for sharing.
 
     Returns:
         The path written (None for stdout).
@@ -229,6 +231,8 @@ def export(kind: str, fmt: str = "csv", *, start: date | str | None = None, end:
         raise InvalidInput(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
     start, end = metrics.parse_date(start), metrics.parse_date(end)
     df = frame(kind, start, end, db=db, tz=tz)
+    if mask_pii:
+        df = maintenance.mask_pii(df)
     if out is None:
         span = f"_{start or 'start'}_{end or 'end'}" if (start or end) else ""
         out = Path(f"{kind.replace('-', '_')}{span}.{fmt}")

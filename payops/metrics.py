@@ -200,6 +200,19 @@ def _frame(con, start: date, end: date, tz: str) -> pd.DataFrame:
     return df
 
 
+def _first_unarchived_day(con, tz: str) -> date | None:
+    """The first local day after the newest cleanup cutoff (None if no archive is in force)."""
+    row = con.execute(
+        """SELECT action, json_extract_string(after, '$.cutoff') FROM audit_log
+           WHERE action IN ('maintenance.cleanup', 'maintenance.restore')
+           ORDER BY id DESC LIMIT 1"""
+    ).fetchone()
+    if not row or row[0] != "maintenance.cleanup" or not row[1]:
+        return None
+    cutoff = datetime.fromisoformat(row[1])
+    return cutoff.astimezone(ZoneInfo(tz)).date() + timedelta(days=1)
+
+
 def _data_range(con, tz: str) -> tuple[date, date] | None:
     lo, hi = con.execute(
         """
@@ -259,6 +272,13 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
                 return 0
             start, end = start or found[0], end or found[1]
         start, end = _check_range(start, end)
+        # Days whose objects `payops cleanup` archived keep their stored figures: recomputing
+        # them from what is left would wipe the old reports' numbers.
+        first_complete = _first_unarchived_day(con, tz)
+        if first_complete is not None and start < first_complete:
+            start = first_complete
+            if start > end:
+                return 0
         df = _frame(con, start, end, tz)
         df["computed_at"] = datetime.now(timezone.utc)
         with transaction(con):

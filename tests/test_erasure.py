@@ -160,3 +160,23 @@ def test_mask_pii():
     # a table that is not about people keeps its "name" column (e.g. KPI names)
     kpis = pd.DataFrame({"name": ["success_rate"], "value": [0.97]})
     assert mask_pii(kpis)["name"][0] == "success_rate"
+
+
+def test_export_mask_pii(tmp_path):
+    """`payops export customers --mask-pii` leaves no email or name in the file."""
+    from click.testing import CliRunner
+
+    from payops.cli import cli
+    from payops.demo import build_demo
+
+    build_demo(seed=7, days=20, customers=30, as_of=datetime(2026, 11, 20).date(), replace=True, progress=False)
+    with connect() as con:
+        people = con.execute("SELECT email, name FROM customers").fetchall()
+    for masked in (False, True):
+        out = tmp_path / f"customers_{masked}.csv"
+        args = ["export", "customers", "--format", "csv", "--out", str(out)] + (["--mask-pii"] if masked else [])
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        text = out.read_text()
+        found = [e for e, n in people if e in text or n in text]
+        assert (found == []) if masked else (len(found) > 0)

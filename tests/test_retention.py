@@ -216,3 +216,20 @@ def test_restore_of_an_empty_folder_is_one_line(tmp_path):
 
 def test_never_deleted_tables_are_not_archived():
     assert not {"refund_requests", "audit_log", "daily_metrics", "bookings"} & set(ARCHIVE_TABLES)
+
+
+def test_recomputing_metrics_after_cleanup_keeps_archived_days(data, tmp_path):
+    """`payops analytics` after a cleanup must not wipe the archived days' figures."""
+    from payops.metrics import compute_daily
+
+    compute_daily()
+    before = snapshot()["daily_metrics"]
+    old_days = {r[0] for r in before if r[0] < (NOW - timedelta(days=365)).date()}
+    assert old_days, "the fixture should have metrics for archived days"
+    cleanup("365d", archive=tmp_path / "archive", now=NOW, progress=False)
+    compute_daily(min(old_days), NOW.date())  # e.g. a report of an archived period
+    after = snapshot()["daily_metrics"]
+    assert [r for r in after if r[0] in old_days] == [r for r in before if r[0] in old_days]
+    # once restored, the days can be recomputed from their data again
+    restore(tmp_path / "archive")
+    assert compute_daily() >= len(before)

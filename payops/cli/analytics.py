@@ -65,12 +65,13 @@ def _span(start, end, db):
 @click.option("--to", "end", callback=_date, help="Last day, inclusive.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="File to write, or - for stdout (csv/json); default <kind>[_<from>_<to>].<format>.")
+@click.option("--mask-pii", is_flag=True, help="Mask emails, names, phones and addresses (for sharing).")
 @DB_OPTION
-def export_cmd(kind, fmt, start, end, out, db) -> None:
+def export_cmd(kind, fmt, start, end, out, mask_pii, db) -> None:
     """Export payments, refunds, refund requests, customers or daily metrics as CSV, JSON or Parquet."""
     from payops.exports import export
 
-    path = export(kind, fmt, start=start, end=end, out=out, db=db)
+    path = export(kind, fmt, start=start, end=end, out=out, db=db, mask_pii=mask_pii)
     if path is not None:
         click.echo(f"Wrote {path}", err=True)
 
