@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from payops.db import connect, transaction
 from payops.errors import IngestError
@@ -42,8 +43,13 @@ TS = pa.timestamp("s", tz="UTC")
 Extract = Callable[[list[dict]], list]
 
 
+def _kind(f: Extract, *kind: str) -> Extract:
+    f.kind = kind  # type: ignore[attr-defined]  # what the SQL path extracts (see _plan)
+    return f
+
+
 def _get(key: str) -> Extract:
-    return lambda objs: [o.get(key) for o in objs]
+    return _kind(lambda objs: [o.get(key) for o in objs], "get", key)
 
 
 def _ref(key: str) -> Extract:
@@ -56,7 +62,7 @@ def _ref(key: str) -> Extract:
             out.append(v.get("id") if type(v) is dict else v)
         return out
 
-    return f
+    return _kind(f, "ref", key)
 
 
 def _json(key: str) -> Extract:
@@ -67,7 +73,7 @@ def _json(key: str) -> Extract:
             out.append(None if v is None else orjson.dumps(v).decode())
         return out
 
-    return f
+    return _kind(f, "json", key)
 
 
 def _meta(key: str) -> Extract:
@@ -79,7 +85,7 @@ def _meta(key: str) -> Extract:
             out.append(None if v is None else str(v))
         return out
 
-    return f
+    return _kind(f, "meta", key)
 
 
 def _request_id(objs: list[dict]) -> list:
@@ -110,6 +116,12 @@ def _card_brand(objs: list[dict]) -> list:
 
 def _deleted(objs: list[dict]) -> list:
     return [bool(o.get("deleted")) for o in objs]
+
+
+_kind(_request_id, "request_id", "payops_request_id")
+_kind(_pm_type, "pm_type")
+_kind(_card_brand, "card_brand")
+_kind(_deleted, "deleted", "deleted")
 
 
 @dataclass(frozen=True)
@@ -282,30 +294,49 @@ def _check(obj: Any, where: str) -> tuple[str, str]:
     return oid, otype
 
 
+def _where(where: str | int) -> str:
+    return f"object #{where + 1}" if type(where) is int else where
+
+
+_EXPANDABLE = {otype: spec[2] for otype, spec in OBJECT_TABLES.items()}
+
+
 class _Batch:
     """Objects of one ingest, grouped by type, deduplicated keeping the newest version."""
 
     def __init__(self) -> None:
-        self.best: dict[str, dict[str, tuple[int, dict]]] = {t: {} for t in OBJECT_TABLES}
+        # two parallel dicts per type (id -> object, id -> version), in the same key order:
+        # no tuple per object, so a large batch adds no garbage-collected containers
+        self.best: dict[str, dict[str, dict]] = {t: {} for t in OBJECT_TABLES}
+        self.versions: dict[str, dict[str, int]] = {t: {} for t in OBJECT_TABLES}
         self.events: dict[str, tuple] = {}
         self.ignored = 0
 
-    def add(self, obj: dict, version: int, where: str) -> None:
-        oid, otype = _check(obj, where)
-        if otype == "event":
-            self._event(obj, oid, where)
-            return
+    def add(self, obj: dict, version: int, where: str | int) -> None:
+        """``where`` names the object in errors; an int i stands for ``object #{i + 1}``."""
+        # the common case (a plain dict with string id and object) without building names
+        if type(obj) is dict:
+            oid, otype = obj.get("id"), obj.get("object")
+            if type(oid) is not str or not oid or type(otype) is not str or not otype:
+                oid, otype = _check(obj, _where(where))
+        else:
+            oid, otype = _check(obj, _where(where))
         group = self.best.get(otype)
         if group is None:
-            self.ignored += 1
+            if otype == "event":
+                self._event(obj, oid, _where(where))
+            else:
+                self.ignored += 1
             return
-        prev = group.get(oid)
-        if prev is None or version >= prev[0]:
-            group[oid] = (version, obj)
-        for key in OBJECT_TABLES[otype][2]:
+        versions = self.versions[otype]
+        prev = versions.get(oid)
+        if prev is None or version >= prev:
+            group[oid] = obj
+            versions[oid] = version
+        for key in _EXPANDABLE[otype]:
             nested = obj.get(key)
             if type(nested) is dict and nested.get("object") in OBJECT_TABLES:
-                self.add(nested, version, f"{where} -> {key}")
+                self.add(nested, version, f"{_where(where)} -> {key}")
 
     def _event(self, ev: dict, eid: str, where: str) -> None:
         created, etype = ev.get("created"), ev.get("type")
@@ -347,6 +378,180 @@ def _arrow(otype: str, columns: list[Column], rows: list[tuple[int, dict]], sync
     arrays.append(pa.array([synced_at] * len(rows), type=pa.timestamp("us", tz="UTC")))
     names += ["raw", "version", "synced_at"]
     return pa.Table.from_arrays(arrays, names=names)
+
+
+# --- The fast path: Python only serialises each object once; DuckDB extracts the columns. ---
+#
+# Each object's ``raw`` text (the same orjson text that is stored) goes to DuckDB with its
+# id and version; one ``json_transform`` per row pulls every field the table needs as a
+# JSON leaf, and SQL turns the leaves into typed columns. A ``_bad`` flag marks any row
+# whose value is not in the plainly valid forms (an integer field holding an integer, a
+# string field a string, ...). If any row is flagged (or the text cannot be made), the
+# type falls back to :func:`_arrow`, the column-wise Python path, which accepts or rejects
+# exactly as before and names the offending object and field in its error.
+
+_INT = ("BIGINT", "UBIGINT")
+_MAX_TS = 32_503_680_000  # 3000-01-01: beyond it (or before 1970) _arrow decides
+_MAX_EXACT = 2**53  # integers pyarrow converts to float64 exactly
+
+
+def _sql_str(x: str) -> str:
+    return "'" + x.replace("'", "''") + "'"
+
+
+def _leaf(typ: pa.DataType, x: str) -> tuple[str, str]:
+    """(value, bad) SQL for a JSON leaf ``x`` (SQL NULL when missing or JSON null)."""
+    t = f"json_type({x})"
+    if typ == STR:
+        return f"({x}->>'$')", f"({x} IS NOT NULL AND {t} <> 'VARCHAR')"
+    if typ == BOOL:
+        return f"TRY_CAST({x} AS BOOLEAN)", f"({x} IS NOT NULL AND {t} <> 'BOOLEAN')"
+    i = f"TRY_CAST({x} AS BIGINT)"
+    if typ == I64:
+        return i, f"({x} IS NOT NULL AND ({t} NOT IN {_INT} OR {i} IS NULL))"
+    if typ == F64:
+        return f"TRY_CAST({x} AS DOUBLE)", (
+            f"({x} IS NOT NULL AND NOT ({t} = 'DOUBLE' OR "
+            f"({t} IN {_INT} AND coalesce(abs({i}) < {_MAX_EXACT}, false))))"
+        )
+    if typ == TS:
+        ok = f"coalesce({i} BETWEEN 0 AND {_MAX_TS}, false)"
+        return (
+            f"to_timestamp(CASE WHEN {ok} THEN {i} END)",
+            f"({x} IS NOT NULL AND NOT ({t} IN {_INT} AND {ok}))",
+        )
+    raise AssertionError(typ)
+
+
+def _plan(columns: list[Column]) -> tuple[str, list[str]]:
+    """The SQL that turns ``_stage(id, raw, version, synced_at)`` into the table's rows."""
+    top: dict[str, Any] = {}
+    meta: dict[str, str] = {}
+    selects, bads = [], []
+
+    def j(key: str) -> str:
+        top.setdefault(key, "JSON")
+        return f"struct_extract(j, {_sql_str(key)})"
+
+    for col in columns:
+        kind = getattr(col.extract, "kind", None)
+        name = f'"{col.name}"'
+        if col.name == "id":
+            selects.append("id")
+            continue
+        if kind is None:
+            raise AssertionError(f"no SQL for column {col.name}")
+        what, key = kind[0], (kind[1] if len(kind) > 1 else None)
+        if what == "get":
+            value, bad = _leaf(col.type, j(key))
+        elif what == "ref":
+            x = j(key)
+            value = f"(CASE WHEN json_type({x}) = 'OBJECT' THEN {x}->>'id' ELSE {x}->>'$' END)"
+            bad = (
+                f"({x} IS NOT NULL AND NOT (json_type({x}) = 'VARCHAR' OR (json_type({x}) = 'OBJECT' "
+                f"AND coalesce(json_type({x}, '$.id'), 'NULL') IN ('VARCHAR', 'NULL'))))"
+            )
+        elif what == "json":
+            x = j(key)
+            # stored text must be orjson's: DuckDB re-serialises, so its text must occur in raw
+            value = f"CAST({x} AS VARCHAR)"
+            bad = f"({x} IS NOT NULL AND NOT contains(raw, CAST({x} AS VARCHAR)))"
+        elif what in ("meta", "request_id"):
+            j("metadata")
+            meta[key] = "JSON"
+            y = f"struct_extract(mj, {_sql_str(key)})"
+            if what == "meta":
+                value, bad = _leaf(STR, y)
+            else:
+                ys, t = f"({y}->>'$')", f"json_type({y})"
+                value = (
+                    f"(CASE WHEN {t} IN {_INT} THEN TRY_CAST({y} AS BIGINT) "
+                    f"WHEN {t} = 'VARCHAR' AND regexp_full_match({ys}, '[0-9]{{1,18}}') "
+                    f"THEN TRY_CAST({ys} AS BIGINT) END)"
+                )
+                bad = (
+                    f"({y} IS NOT NULL AND (({t} IN {_INT} AND TRY_CAST({y} AS BIGINT) IS NULL) OR "
+                    f"({t} = 'VARCHAR' AND (strlen({ys}) <> length({ys}) "
+                    f"OR regexp_full_match({ys}, '[0-9]{{19,}}')))))"
+                )
+        elif what in ("pm_type", "card_brand"):
+            pmd = top.setdefault("payment_method_details", {})
+            if not isinstance(pmd, dict):
+                raise AssertionError("payment_method_details read twice")
+            x = "struct_extract(j, 'payment_method_details')"
+            if what == "pm_type":
+                pmd["type"] = "JSON"
+                value, bad = _leaf(STR, f"struct_extract({x}, 'type')")
+            else:
+                pmd["card"] = {"brand": "JSON"}
+                value, bad = _leaf(STR, f"struct_extract(struct_extract({x}, 'card'), 'brand')")
+        elif what == "deleted":
+            x = j(key)
+            value = f"coalesce(TRY_CAST({x} AS BOOLEAN), false)"
+            bad = f"({x} IS NOT NULL AND json_type({x}) <> 'BOOLEAN')"
+        else:
+            raise AssertionError(kind)
+        selects.append(f"{value} AS {name}")
+        bads.append(bad)
+
+    inner = f"SELECT *, json_transform(raw, {_sql_str(orjson.dumps(top).decode())}) AS j FROM {{view}}"
+    if meta:
+        inner = (
+            f"SELECT *, json_transform(struct_extract(j, 'metadata'), "
+            f"{_sql_str(orjson.dumps(meta).decode())}) AS mj FROM ({inner})"
+        )
+    bad = " OR ".join(bads) if bads else "false"
+    sql = (
+        f"SELECT {', '.join(selects)}, raw, version, synced_at, coalesce({bad}, true) AS _bad "
+        f"FROM ({inner})"
+    )
+    return sql, [c.name for c in columns]
+
+
+_PLANS: dict[str, tuple[str, list[str]]] = {}
+_SYNCED_TYPE = pa.timestamp("us", tz="UTC")
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, otype: str, table: str, columns: list[Column],
+    group: dict[str, dict], versions: dict[str, int], synced_at: datetime,
+) -> pa.Table:
+    """The typed rows of one type, via DuckDB; :func:`_arrow` whenever in any doubt."""
+    objs = list(group.values())
+    dumps = orjson.dumps
+
+    def slow() -> pa.Table:
+        return _arrow(otype, columns, list(zip(versions.values(), objs)), synced_at)
+
+    try:
+        # (str, not bytes: pyarrow converts a list of str several times faster)
+        raw = pa.array([dumps(o).decode() for o in objs], STR)
+        stage = pa.Table.from_arrays(
+            [
+                pa.array(list(group), STR),
+                raw,
+                pa.array(list(versions.values()), I64),
+                pa.repeat(pa.scalar(synced_at, _SYNCED_TYPE), len(objs)),
+            ],
+            names=["id", "raw", "version", "synced_at"],
+        )
+    except (orjson.JSONEncodeError, TypeError, ValueError, OverflowError, pa.ArrowException):
+        return slow()
+    plan = _PLANS.get(otype)
+    if plan is None:
+        plan = _PLANS[otype] = _plan(columns)
+    sql, names = plan
+    view = f"_json_{table}"
+    con.register(view, stage)
+    try:
+        out = con.sql(sql.replace("{view}", view)).to_arrow_table()
+    except duckdb.Error:
+        out = None
+    finally:
+        con.unregister(view)
+    if out is None or out.num_rows != len(objs) or pc.any(out.column("_bad")).as_py():
+        return slow()
+    return out.select(names + ["raw", "version", "synced_at"])
 
 
 def _upsert(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, summary: IngestSummary) -> None:
@@ -404,15 +609,16 @@ def ingest_into(
     ver = to_version(version)
     synced = synced_at or datetime.now(timezone.utc)
     batch = _Batch()
+    add = batch.add
     for i, obj in enumerate(objects):
-        batch.add(obj, ver, f"object #{i + 1}")
+        add(obj, ver, i)
 
     # Build every Arrow table first: a type error rejects the batch before any write.
     staged = []
     for otype, (table, columns, _) in OBJECT_TABLES.items():
-        rows = list(batch.best[otype].values())
-        if rows:
-            staged.append((table, _arrow(otype, columns, rows, synced)))
+        group = batch.best[otype]
+        if group:
+            staged.append((table, _stage(con, otype, table, columns, group, batch.versions[otype], synced)))
 
     summary = IngestSummary(ignored=batch.ignored)
     if batch.events:

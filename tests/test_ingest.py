@@ -132,3 +132,23 @@ def test_large_batch_goes_in_at_once(db_path):
     s = ingest_objects(objs)
     assert s.tables["charges"]["new"] == 20_000
     assert one("SELECT sum(amount) FROM charges") == [sum(100 + i for i in range(20_000))]
+
+
+def test_edge_values_behave_as_before():
+    # values outside the plain forms go through the column-wise path: same results as ever
+    objs = [charge(id="ch_f", amount=12.0, metadata={"x": 1.5e20, "y": "a\u001fb"}),
+            refund(id="re_a", metadata={"payops_request_id": "abc"}),
+            refund(id="re_b", metadata={"payops_request_id": 7}),
+            payment_intent(id="pi_x", customer={"object": "customer", "id": "cus_9"}, latest_charge=None)]
+    ingest_objects(objs)
+    assert one("SELECT amount, metadata::VARCHAR FROM charges") == [12, orjson.dumps(objs[0]["metadata"]).decode()]
+    assert query("SELECT payops_request_id FROM refunds ORDER BY id").payops_request_id.isna().tolist() == [True, False]
+    assert one("SELECT payops_request_id FROM refunds WHERE id = 're_b'") == [7]
+    assert one("SELECT customer, latest_charge FROM payment_intents") == ["cus_9", None]
+    assert one("SELECT raw FROM charges") == [orjson.dumps(objs[0]).decode()]
+
+
+def test_bool_in_integer_field_is_rejected():
+    with pytest.raises(IngestError, match="charge ch_b: field 'amount' must be an integer, got True"):
+        ingest_objects([charge(id="ch_b", amount=True)])
+    assert one("SELECT count(*) FROM charges") == [0]
