@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from payops.db import connect, transaction
 from payops.errors import IngestError
 
-__all__ = ["ingest_objects", "ingest_into", "IngestSummary", "OBJECT_TABLES", "to_version"]
+__all__ = ["ingest_objects", "ingest_into", "IngestSummary", "TableCounts", "OBJECT_TABLES", "to_version"]
 
 I64, STR, BOOL, F64 = pa.int64(), pa.string(), pa.bool_(), pa.float64()
 TS = pa.timestamp("s", tz="UTC")
@@ -223,14 +223,10 @@ EVENT_COLUMNS = ("id", "type", "created", "api_version", "object_id", "object_ty
 _TYPE_WORDS = {I64: "an integer", STR: "a string", BOOL: "true or false", F64: "a number", TS: "a Unix timestamp"}
 
 
-@dataclass
-class IngestSummary:
-    """What one ingest did: rows new / updated / unchanged (older or same) per table."""
+class TableCounts:
+    """Rows new / updated / unchanged per table, in ``self.tables`` (a mixin for results)."""
 
-    tables: dict[str, dict[str, int]] = field(default_factory=dict)
-    events_new: int = 0
-    events_duplicate: int = 0
-    ignored: int = 0
+    tables: dict[str, dict[str, int]]
 
     def count(self, table: str, what: str, n: int) -> None:
         row = self.tables.setdefault(table, {"new": 0, "updated": 0, "unchanged": 0})
@@ -243,6 +239,16 @@ class IngestSummary:
     @property
     def updated(self) -> int:
         return sum(t["updated"] for t in self.tables.values())
+
+
+@dataclass
+class IngestSummary(TableCounts):
+    """What one ingest did: rows new / updated / unchanged (older or same) per table."""
+
+    tables: dict[str, dict[str, int]] = field(default_factory=dict)
+    events_new: int = 0
+    events_duplicate: int = 0
+    ignored: int = 0
 
     @property
     def total(self) -> int:

@@ -31,6 +31,7 @@ import orjson
 import pandas as pd
 
 from payops import audit
+from payops.ingest import TableCounts, ingest_into
 from payops.config import get_settings
 from payops.db import connect, database_path, transaction
 from payops.errors import ConfigError, InvalidInput, NotFound, PayopsError, StripeError
@@ -305,20 +306,12 @@ def cleanup(
 
 
 @dataclass
-class RestoreResult:
+class RestoreResult(TableCounts):
     """What :func:`restore` did: per table, rows new / updated (archive newer) / unchanged."""
 
     archive: Path
     tables: dict[str, dict[str, int]] = field(default_factory=dict)
     audit_id: int | None = None
-
-    @property
-    def new(self) -> int:
-        return sum(t["new"] for t in self.tables.values())
-
-    @property
-    def updated(self) -> int:
-        return sum(t["updated"] for t in self.tables.values())
 
 
 def restore(archive: str | Path, *, user: str | None = None, db: str | Path | None = None) -> RestoreResult:
@@ -872,8 +865,6 @@ class _StillWrong(Exception):
 
 
 def _ingest(con, objects: list[dict]) -> None:
-    from payops.ingest import ingest_into
-
     ingest_into(con, objects)
 
 
