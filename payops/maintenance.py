@@ -860,6 +860,12 @@ class _NoStripe(Exception):
     pass
 
 
+def _cannot_look_up(f: Finding, exc: Exception) -> None:
+    """Mark a finding unrepairable because Stripe could not be asked (or refused)."""
+    f.repairable = False
+    f.outcome = f"Stripe lookup failed: {exc.message}" if isinstance(exc, PayopsError) else str(exc)
+
+
 class _StillWrong(Exception):
     pass
 
@@ -922,11 +928,8 @@ def _check_requests_without_refund(con, stripe: _Stripe, user: str, dry_run: boo
                     if str((obj.get("metadata") or {}).get("payops_request_id")) == str(rid):
                         if found is None or obj.get("status") in ("succeeded", "pending"):
                             found = obj
-        except _NoStripe as exc:
-            f.repairable, f.outcome = False, str(exc)
-            continue
-        except PayopsError as exc:
-            f.repairable, f.outcome = False, f"Stripe lookup failed: {exc.message}"
+        except (_NoStripe, PayopsError) as exc:
+            _cannot_look_up(f, exc)
             continue
         with transaction(con):
             if found is not None and found.get("status") not in ("failed", "canceled"):
@@ -1008,11 +1011,8 @@ def _check_charge_refunds(con, stripe: _Stripe, user: str, dry_run: bool) -> lis
         try:
             charge = _fetch(stripe, "charge", cid)
             refunds = stripe.get().list_refunds(charge=cid) if charge is not None else []
-        except _NoStripe as exc:
-            f.repairable, f.outcome = False, str(exc)
-            continue
-        except PayopsError as exc:
-            f.repairable, f.outcome = False, f"Stripe lookup failed: {exc.message}"
+        except (_NoStripe, PayopsError) as exc:
+            _cannot_look_up(f, exc)
             continue
         if charge is None:
             f.repairable, f.outcome = False, f"Stripe has no charge {cid}: needs a person"
@@ -1057,11 +1057,8 @@ def _check_balance_transactions(con, stripe: _Stripe, user: str, dry_run: bool, 
             bt_ref = charge.get("balance_transaction") if charge else None
             bt_id = bt_ref.get("id") if isinstance(bt_ref, dict) else bt_ref
             bt = _fetch(stripe, "balance_transaction", bt_id) if bt_id else None
-        except _NoStripe as exc:
-            f.repairable, f.outcome = False, str(exc)
-            continue
-        except PayopsError as exc:
-            f.repairable, f.outcome = False, f"Stripe lookup failed: {exc.message}"
+        except (_NoStripe, PayopsError) as exc:
+            _cannot_look_up(f, exc)
             continue
         if charge is None or bt is None:
             f.repairable = False
@@ -1100,11 +1097,8 @@ def _check_bookings(con, stripe: _Stripe, user: str, dry_run: bool, archived: se
                 if ch and isinstance(ch.get("balance_transaction"), str):
                     bt = _fetch(stripe, "balance_transaction", ch["balance_transaction"])
                     extra += [bt] if bt else []
-        except _NoStripe as exc:
-            f.repairable, f.outcome = False, str(exc)
-            continue
-        except PayopsError as exc:
-            f.repairable, f.outcome = False, f"Stripe lookup failed: {exc.message}"
+        except (_NoStripe, PayopsError) as exc:
+            _cannot_look_up(f, exc)
             continue
         if obj is None:
             f.repairable, f.outcome = False, f"Stripe has no payment intent {pi}: needs a person"

@@ -167,21 +167,16 @@ def make_server(host: str, port: int, secret: str, *, db: str | Path | None = No
             try:
                 with lock:
                     summary = handle(payload, sig, secret, db=db)
-            except SignatureError as exc:
-                self._reply(400, {"error": exc.message})
-                _log(log, f"400 refused: {exc.message}")
-                return
-            except InvalidInput as exc:
-                self._reply(400, {"error": exc.message})
-                _log(log, f"400 refused: {exc.message}")
-                return
-            except DatabaseBusy as exc:
-                self._reply(503, {"error": exc.message})
-                _log(log, f"503 {exc.message}")
-                return
             except PayopsError as exc:
-                self._reply(500, {"error": exc.message})
-                _log(log, f"500 {exc.message}")
+                # 400: Stripe must not retry a bad delivery; 503: busy, Stripe retries later
+                if isinstance(exc, (SignatureError, InvalidInput)):
+                    status, what = 400, f"400 refused: {exc.message}"
+                elif isinstance(exc, DatabaseBusy):
+                    status, what = 503, f"503 {exc.message}"
+                else:
+                    status, what = 500, f"500 {exc.message}"
+                self._reply(status, {"error": exc.message})
+                _log(log, what)
                 return
             ev: dict[str, Any] = orjson.loads(payload)
             dup = summary.events_duplicate > 0
