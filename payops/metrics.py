@@ -24,7 +24,7 @@ import pandas as pd
 from payops.config import get_settings
 from payops.db import SQL_DIR, connect, database_path, transaction
 from payops.errors import InvalidInput, NotFound
-from payops.status import large_threshold
+from payops.refunds import large_threshold
 
 __all__ = [
     "PERIODS", "Period", "period", "parse_date",

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from payops.config import get_settings
 from payops.db import connect, database_path
-from payops.money import format_amount, from_decimal
+from payops.money import format_amount
+from payops.refunds import pending_by_priority
 
-__all__ = ["Overview", "overview", "STRIPE_TABLES", "ALL_TABLES", "large_threshold"]
+__all__ = ["Overview", "overview", "STRIPE_TABLES", "ALL_TABLES"]
 
 STRIPE_TABLES = (
     "customers", "payment_intents", "charges", "refunds",
@@ -22,14 +21,6 @@ STRIPE_TABLES = (
 ALL_TABLES = STRIPE_TABLES + (
     "events", "bookings", "refund_requests", "audit_log", "daily_metrics", "sync_state",
 )
-
-
-def large_threshold(currency: str, settings=None) -> int:
-    """The LARGE threshold for ``currency`` in minor units (``[refunds] large_above``)."""
-    settings = settings or get_settings()
-    table = settings.refunds["large_above"]
-    raw = table.get(currency.lower(), table.get(currency.upper(), table.get("default", "50.00")))
-    return from_decimal(str(raw), currency)
 
 
 @dataclass
@@ -57,35 +48,6 @@ class Overview:
         return out
 
 
-def _pending_by_priority(con: duckdb.DuckDBPyConnection, settings) -> tuple[dict[str, int], int]:
-    """PENDING requests per priority. URGENT and HIGH are by age; LARGE overlaps both."""
-    now = datetime.now(timezone.utc)
-    currencies = [r[0] for r in con.execute(
-        "SELECT DISTINCT currency FROM refund_requests WHERE status = 'PENDING'").fetchall()]
-    counts = {"URGENT": 0, "HIGH": 0, "LARGE": 0, "NORMAL": 0}
-    if not currencies:
-        return counts, 0
-    thresholds = [x for c in currencies for x in (c, large_threshold(c, settings))]
-    urgent = now - timedelta(days=settings.refunds["urgent_after_days"])
-    high = now - timedelta(days=settings.refunds["high_after_days"])
-    values = ", ".join("(?, ?)" for _ in currencies)
-    urgent_n, high_n, large_n, normal_n, total = con.execute(
-        f"""
-        WITH t(currency, large) AS (VALUES {values})
-        SELECT count(*) FILTER (WHERE r.requested_at < $urgent),
-               count(*) FILTER (WHERE r.requested_at >= $urgent AND r.requested_at < $high),
-               count(*) FILTER (WHERE r.amount > t.large),
-               count(*) FILTER (WHERE r.requested_at >= $high AND r.amount <= t.large),
-               count(*)
-        FROM refund_requests r JOIN t USING (currency)
-        WHERE r.status = 'PENDING'
-        """.replace("$urgent", "?::TIMESTAMPTZ").replace("$high", "?::TIMESTAMPTZ"),
-        thresholds + [urgent, urgent, high, high],
-    ).fetchone()
-    counts.update(URGENT=urgent_n, HIGH=high_n, LARGE=large_n, NORMAL=normal_n)
-    return counts, total
-
-
 def overview(db: str | Path | None = None, *, today: date | None = None) -> Overview:
     """Collect the status overview in one short connection.
 
@@ -111,7 +73,8 @@ def overview(db: str | Path | None = None, *, today: date | None = None) -> Over
                 "FROM sync_state GROUP BY stream ORDER BY stream"
             ).fetchall()
         ]
-        pending, pending_total = _pending_by_priority(con, settings)
+        (pending_total,) = con.execute(
+            "SELECT count(*) FROM refund_requests WHERE status = 'PENDING'").fetchone()
         start = datetime.combine(yesterday, datetime.min.time(), tzinfo=tz)
         end = start + timedelta(days=1)
         rows = con.execute(
@@ -134,6 +97,7 @@ def overview(db: str | Path | None = None, *, today: date | None = None) -> Over
             "success_rate": (ok / decided) if decided else None,
             "gross_volume": int(gross), "gross_volume_display": format_amount(int(gross), cur),
         })
+    pending = pending_by_priority(db=path)  # after the connection above is closed
     ov = Overview(
         db_path=path, user=settings.user, single_user=settings.single_user,
         roles=settings.roles_of(settings.user), timezone=settings.timezone, tables=tables,
