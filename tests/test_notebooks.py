@@ -37,6 +37,10 @@ replace: MODEL-ID
 [request ages]
 regex: \b\d+ d \d+ h\b|\b\d+ d\b|\b\d+ h\b|< 1 h
 replace: AGE
+
+[table ids: a digest of the table's content, ages included, so they change with the ages]
+regex: T_payops[0-9a-f]{10}
+replace: T_payopsID
 """
 
 
