@@ -43,6 +43,11 @@ demo: setup ## Build the demo marketplace database, run the reports and show the
 status: setup ## Show the status overview of $(PAYOPS_DB)
 	$(PAYOPS) status
 
+.PHONY: lint
+lint: setup ## Static checks: ruff (style, bugs, complexity) and mypy over payops/
+	$(VENV)/bin/ruff check payops tests bench
+	$(VENV)/bin/mypy
+
 .PHONY: test
 test: setup ## Run the whole test suite (unit, servers, notebooks, browser)
 	$(PY) -m pytest $(PYTEST_ARGS)

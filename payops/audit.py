@@ -10,7 +10,7 @@ inserted or removed by hand.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -30,7 +30,7 @@ def _canon(value: Any) -> str | None:
 def row_hash(prev_hash: str, id: int, at: datetime, actor: str, action: str, entity: str,
              entity_id: str | None, before: str | None, after: str | None, note: str | None) -> str:
     """The chained hash of one audit row (``before``/``after`` as stored JSON text)."""
-    at_utc = at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    at_utc = at.astimezone(UTC).isoformat(timespec="microseconds")
     payload = orjson.dumps([prev_hash, id, at_utc, actor, action, entity, entity_id, before, after, note])
     return hashlib.sha256(payload).hexdigest()
 
@@ -59,7 +59,7 @@ def record(
         note: free text from the person acting.
         at: when; default now (UTC).
     """
-    at = (at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    at = (at or datetime.now(UTC)).astimezone(UTC)
     (new_id,) = con.execute("SELECT nextval('audit_log_ids')").fetchone()
     prev = con.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     prev_hash = prev[0] if prev and prev[0] else GENESIS

@@ -7,7 +7,7 @@ status can be changed by hand (``payops bookings set-status``). Both are audited
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from payops import audit
@@ -37,7 +37,7 @@ def _parse_ts(value: str, where: str) -> datetime | None:
     except ValueError:
         raise InvalidInput(f"{where}: session_start {value!r} is not an ISO date-time "
                            "(e.g. 2025-03-01T15:00:00Z)") from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
 def import_csv(path: str | Path, *, user: str | None = None, db=None) -> dict[str, int]:
@@ -71,7 +71,7 @@ def import_csv(path: str | Path, *, user: str | None = None, db=None) -> dict[st
             raise InvalidInput(f"{where}: status {rec['status']!r} is not one of {', '.join(BOOKING_STATUSES)}")
         rows[bid] = (bid, (rec["payment_intent"] or "").strip() or None, (rec["customer"] or "").strip() or None,
                      (rec["tutor_id"] or "").strip() or None, _parse_ts(rec["session_start"], where), status)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     counts = {"rows": len(rows), "new": 0, "updated": 0, "unchanged": 0}
     with connect(db) as con, transaction(con):
         existing = {r[0]: r for r in con.execute(
@@ -104,7 +104,7 @@ def get(booking_id: str, *, db=None) -> dict:
         row = cur.fetchone()
     if row is None:
         raise NotFound(f"no booking {booking_id}")
-    return dict(zip(names, row))
+    return dict(zip(names, row, strict=False))
 
 
 def set_status(booking_id: str, status: str, *, user: str | None = None, note: str | None = None, db=None) -> dict:
@@ -118,7 +118,7 @@ def set_status(booking_id: str, status: str, *, user: str | None = None, note: s
         raise InvalidInput(f"unknown booking status {status!r}; use one of {', '.join(BOOKING_STATUSES)}")
     who = user or get_settings().user
     _require(who)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with connect(db) as con, transaction(con):
         old = con.execute("SELECT status FROM bookings WHERE booking_id = ?", [booking_id]).fetchone()
         if old is None:

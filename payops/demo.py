@@ -23,7 +23,7 @@ import threading
 import time
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -192,7 +192,7 @@ class DemoSummary:
 
 
 def _moment(as_of: date) -> int:
-    return int(datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=timezone.utc).timestamp())
+    return int(datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC).timestamp())
 
 
 def _midnight(ts: int) -> int:
@@ -313,7 +313,7 @@ class _Gen:
         times: list[int] = []
         for h in range(self.days * 24):
             t0 = self.start + h * HOUR
-            dt = datetime.fromtimestamp(t0, timezone.utc)
+            dt = datetime.fromtimestamp(t0, UTC)
             k = _poisson(rng, lam_hour * _DAY_F[dt.weekday()] * _HOUR_F[dt.hour])
             times.extend(sorted(t0 + rng.randrange(HOUR) for _ in range(k)))
         yesterday = self.end - 12 * HOUR - DAY  # 00:00 of the day before as_of
@@ -337,7 +337,7 @@ class _Gen:
 
         decline = _weighted(rng, [(i, d[3]) for i, d in enumerate(_DECLINES)])
         self.payments: list[_Payment] = []
-        for t, c in zip(times, who):
+        for t, c in zip(times, who, strict=False):
             cust = self.customers[c]
             tutor = favorite[c] if rng.random() < 0.8 else rng.randrange(n_tutors)
             dur = rng.choices(_DURATIONS, _DURATION_W)[0]
@@ -435,7 +435,7 @@ class _Gen:
         reason_of = _weighted(rng, _REQ_REASONS)
         self.requests: list[dict] = []
         self.audit: list[tuple] = []  # (at, seq, actor, action, id, before, after, note)
-        for rid, (i, status, age, large) in zip(ids, self.request_plans):
+        for rid, (i, status, age, large) in zip(ids, self.request_plans, strict=False):
             p = self.payments[i]
             cur = p.currency
             requested_at = self.end - int(age)
@@ -556,7 +556,7 @@ class _Gen:
             app_fee = _fee(amount, PLATFORM_FEE_BPS)
             bps, fixed = _STRIPE_FEE[cur]
             card = cust.card
-            session_iso = datetime.fromtimestamp(p.session, timezone.utc).isoformat().replace("+00:00", "Z")
+            session_iso = datetime.fromtimestamp(p.session, UTC).isoformat().replace("+00:00", "Z")
 
             # attempts: a declined first charge, maybe a successful retry
             attempts = []
@@ -810,7 +810,7 @@ class _Gen:
                 "duplicate_charge_explanation": None, "duplicate_charge_id": None,
                 "product_description": charge["description"], "receipt": None, "refund_policy": None,
                 "refund_policy_disclosure": None, "refund_refusal_explanation": None,
-                "service_date": datetime.fromtimestamp(p.session, timezone.utc).date().isoformat(),
+                "service_date": datetime.fromtimestamp(p.session, UTC).date().isoformat(),
                 "service_documentation": None, "shipping_address": None, "shipping_carrier": None,
                 "shipping_date": None, "shipping_documentation": None, "shipping_tracking_number": None,
                 "uncategorized_file": None,
@@ -892,7 +892,7 @@ _REQUEST_TS = {"requested_at", "first_approved_at", "decided_at", "processed_at"
 def _insert_bookings(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     if not rows:
         return
-    cols = list(zip(*rows))
+    cols = list(zip(*rows, strict=False))
     data = pa.Table.from_arrays(
         [pa.array(cols[0], pa.string()), pa.array(cols[1], pa.string()), pa.array(cols[2], pa.string()),
          pa.array(cols[3], pa.string()), _ts(list(cols[4])), pa.array(cols[5], pa.string()),
@@ -944,9 +944,9 @@ def _insert_audit(con: duckdb.DuckDBPyConnection, gen: _Gen) -> None:
     prev_hash = prev[0] if prev and prev[0] else GENESIS
     rows = {k: [] for k in ("id", "at", "actor", "action", "entity", "entity_id", "before", "after",
                             "note", "prev_hash", "hash")}
-    for new_id, (at, rid, actor, action, before, after, note) in zip(ids, entries):
+    for new_id, (at, rid, actor, action, before, after, note) in zip(ids, entries, strict=False):
         req = by_id[rid]
-        when = datetime.fromtimestamp(at, timezone.utc)
+        when = datetime.fromtimestamp(at, UTC)
         if action == "create":
             b = None
             a = {k: v for k, v in req.items() if k in ("id", "payment_intent", "charge", "customer", "amount",
@@ -1069,7 +1069,7 @@ def build_demo(
     if days < 1 or customers < 1:
         raise InvalidInput(f"days and customers must be at least 1 (got days={days}, customers={customers})")
     started = time.perf_counter()
-    as_of = as_of or datetime.now(timezone.utc).date()
+    as_of = as_of or datetime.now(UTC).date()
     path = database_path(db)
     if replace:
         _remove(path)
@@ -1097,7 +1097,7 @@ def build_demo(
 def _build(con: duckdb.DuckDBPyConnection, gen: _Gen, progress: bool, timings: dict) -> dict[str, int]:
     from tqdm.auto import tqdm
 
-    moment = datetime.fromtimestamp(gen.end, timezone.utc)
+    moment = datetime.fromtimestamp(gen.end, UTC)
     clock = time.perf_counter()
     gen.plan()
     n = len(gen.payments)

@@ -19,7 +19,7 @@ Formats:
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -194,7 +194,7 @@ def write(df: pd.DataFrame, fmt: str, out, *, kind: str, start=None, end=None, t
     rows = text.astype(object).where(text.notna(), None).to_dict(orient="records")
     doc = {
         "export": kind,
-        "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "timezone": tz or get_settings().timezone,
         "from": start.isoformat() if start else None,
         "to": end.isoformat() if end else None,

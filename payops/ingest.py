@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,7 @@ def to_version(value: datetime | int | float | None) -> int:
         return time.time_ns() // 1000
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return int(value.timestamp() * 1_000_000)
     return int(value * 1_000_000)
 
@@ -369,7 +369,7 @@ def _arrow(otype: str, columns: list[Column], rows: list[tuple[int, dict]], sync
         try:
             arrays.append(pa.array(values, type=col.type))
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
-            for obj, value in zip(objs, values):
+            for obj, value in zip(objs, values, strict=False):
                 try:
                     pa.array([value], type=col.type)
                 except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
@@ -527,7 +527,7 @@ def _stage(
     dumps = orjson.dumps
 
     def slow() -> pa.Table:
-        return _arrow(otype, columns, list(zip(versions.values(), objs)), synced_at)
+        return _arrow(otype, columns, list(zip(versions.values(), objs, strict=False)), synced_at)
 
     try:
         # (str, not bytes: pyarrow converts a list of str several times faster)
@@ -613,7 +613,7 @@ def ingest_into(
         IngestError: an object is malformed; nothing has been written.
     """
     ver = to_version(version)
-    synced = synced_at or datetime.now(timezone.utc)
+    synced = synced_at or datetime.now(UTC)
     batch = _Batch()
     add = batch.add
     for i, obj in enumerate(objects):

@@ -22,7 +22,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,10 @@ import orjson
 import pandas as pd
 
 from payops import audit
-from payops.ingest import TableCounts, ingest_into
 from payops.config import get_settings
 from payops.db import connect, database_path, transaction
 from payops.errors import ConfigError, InvalidInput, NotFound, PayopsError, StripeError
+from payops.ingest import TableCounts, ingest_into
 
 __all__ = [
     "ARCHIVE_TABLES",
@@ -74,8 +74,8 @@ def _user(user: str | None) -> str:
 
 
 def _now(now: datetime | None) -> datetime:
-    now = now or datetime.now(timezone.utc)
-    return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(UTC)
+    return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
 _AGE_RE = re.compile(r"^\s*(\d+)\s*([hdwy]?)\s*$", re.I)
@@ -961,7 +961,7 @@ def _check_refunds_for_unprocessed(con, user: str, dry_run: bool) -> list[Findin
         # another refund already completed the request: a duplicate, reported by the kind below
         "ORDER BY f.payops_request_id, f.id").fetchall()
     out = []
-    for refund_id, rid, amount, currency, created, status, missing in rows:
+    for refund_id, rid, _amount, _currency, created, status, missing in rows:
         if missing:
             f = Finding("refund_for_unprocessed_request", "refund", refund_id,
                         f"carries payops_request_id {rid}, but there is no such refund request",

@@ -14,9 +14,8 @@ from __future__ import annotations
 from calendar import monthrange
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -148,8 +147,8 @@ def _tz(tz: str | None) -> str:
 def _bounds(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
     """UTC instants of local midnight at ``start`` and after ``end``."""
     zone = ZoneInfo(tz)
-    lo = datetime.combine(start, time(0), tzinfo=zone).astimezone(timezone.utc)
-    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(timezone.utc)
+    lo = datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC)
+    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return lo, hi
 
 
@@ -280,7 +279,7 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
             if start > end:
                 return 0
         df = _frame(con, start, end, tz)
-        df["computed_at"] = datetime.now(timezone.utc)
+        df["computed_at"] = datetime.now(UTC)
         with transaction(con):
             con.execute("DELETE FROM daily_metrics WHERE day BETWEEN ? AND ?", [start, end])
             if len(df):
@@ -367,7 +366,7 @@ def summaries(periods: list[tuple[date, date]], *, db=None, tz: str | None = Non
     periods = [_check_range(s, e) for s, e in periods]
     first = min([s for s, _ in periods] + ([extra[0]] if extra else []))
     last = max([e for _, e in periods] + ([extra[1]] if extra else []))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out = []
     with _reader(db) as con:
         days = _frame(con, first, last, tz)
@@ -389,7 +388,7 @@ def summary(start: date, end: date, *, db=None, tz: str | None = None, as_of: da
     start, end = _check_range(start, end)
     tz = _tz(tz)
     lo, hi = _bounds(start, end, tz)
-    as_of = as_of or min(hi, datetime.now(timezone.utc))
+    as_of = as_of or min(hi, datetime.now(UTC))
     with _reader(db) as con:
         days = _frame(con, start, end, tz)
         proc = _processing(con, lo, hi)
@@ -468,7 +467,7 @@ def alerts(*, db=None, today: date | None = None) -> list[dict]:
     """The breached KPIs that ``payops status`` shows: yesterday's rates and processing
     time (in the reporting timezone) and the refund requests pending now."""
     tz = _tz(None)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if today is None:
         today = now.astimezone(ZoneInfo(tz)).date()
     y = today - timedelta(days=1)
@@ -607,7 +606,7 @@ def refund_requests_breakdown(start: date, end: date, *, db=None, tz: str | None
     start, end = _check_range(start, end)
     lo, hi = _bounds(start, end, _tz(tz))
     r = get_settings().refunds
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     with _reader(db) as con:
         large_sql, large_params = _large_values(con)
         return con.execute(

@@ -26,9 +26,10 @@ and change nothing; they never raise.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -36,8 +37,7 @@ import pandas as pd
 from payops import audit
 from payops.config import get_settings
 from payops.db import connect, transaction
-from payops.errors import (InvalidInput, MoneyError, NotEligible, NotFound, PayopsError,
-                           StripeError, TransientError)
+from payops.errors import InvalidInput, MoneyError, NotEligible, NotFound, PayopsError, StripeError, TransientError
 from payops.money import THREE_DECIMAL, ZERO_DECIMAL, format_amount, from_decimal
 
 __all__ = [
@@ -96,7 +96,7 @@ class ActionResult:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _user(user: str | None) -> str:
@@ -149,7 +149,7 @@ def _cap(currency: str, settings) -> int | None:
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict]:
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]
 
 
 def _row(con: duckdb.DuckDBPyConnection, request_id: int) -> dict | None:
@@ -162,7 +162,7 @@ def _ts(value: Any) -> str:
     if value is None:
         return "?"
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return str(value)
 
 
@@ -537,9 +537,9 @@ def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None,
         return pd.DataFrame({c: pd.Series(dtype=object) for c in QUEUE_COLUMNS})
     df["priorities"] = [
         [p for p, flag in (("URGENT", u), ("HIGH", h), ("LARGE", lg)) if flag]
-        for u, h, lg in zip(df["is_urgent"], df["is_high"], df["is_large"])
+        for u, h, lg in zip(df["is_urgent"], df["is_high"], df["is_large"], strict=False)
     ]
-    df["amount_display"] = [format_amount(int(a), c) for a, c in zip(df["amount"], df["currency"])]
+    df["amount_display"] = [format_amount(int(a), c) for a, c in zip(df["amount"], df["currency"], strict=False)]
     return df[list(QUEUE_COLUMNS)].reset_index(drop=True)
 
 

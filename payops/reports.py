@@ -22,7 +22,7 @@ import html
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import orjson
@@ -105,7 +105,7 @@ def _metrics_json(p: metrics.Period, db, tz: str, path: Path) -> list[dict]:
     (current, previous), _ = metrics.summaries([(p.start, p.end), (p.previous_start, p.previous_end)], db=db, tz=tz)
     k = metrics.kpis_of(current)
     doc = {
-        "report": {**p.as_dict(), "timezone": tz, "generated_at": datetime.now(timezone.utc).isoformat(),
+        "report": {**p.as_dict(), "timezone": tz, "generated_at": datetime.now(UTC).isoformat(),
                    "database": str(database_path(db))},
         "daily_metrics": _records(rows),
         "summary": _records(current),
@@ -340,7 +340,7 @@ class Report:
             f"# {p.kind.capitalize()} payments report: {p.label}\n\n"
             f"{span} ({self.tz}), compared with {p.previous_start}"
             + (f" to {p.previous_end}" if p.previous_end != p.previous_start else "")
-            + f". Database `{self.db.name}`; generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC."
+            + f". Database `{self.db.name}`; generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
         )
 
     def kpis(self) -> pd.DataFrame:
@@ -390,8 +390,8 @@ class Report:
         return pd.DataFrame({
             "currency": df["currency"].str.upper(), "customer": df["customer"], "email": df["email"],
             "payments": df["payments"],
-            "spend": [format_amount(int(v), c) for v, c in zip(df["spend"], df["currency"])],
-            "refunded": [format_amount(int(v), c) for v, c in zip(df["refunded_amount"], df["currency"])],
+            "spend": [format_amount(int(v), c) for v, c in zip(df["spend"], df["currency"], strict=False)],
+            "refunded": [format_amount(int(v), c) for v, c in zip(df["refunded_amount"], df["currency"], strict=False)],
             "payment method": df["preferred_payment_method"],
         }).set_index("currency")
 
@@ -403,7 +403,7 @@ class Report:
             return pd.DataFrame({"refund": ["No refunds in this period."]})
         return pd.DataFrame({
             "currency": df["currency"].str.upper(),
-            "amount": [format_amount(int(v), c) for v, c in zip(df["amount"], df["currency"])],
+            "amount": [format_amount(int(v), c) for v, c in zip(df["amount"], df["currency"], strict=False)],
             "refund": df["refund"], "customer": df["customer_email"].fillna(df["customer"]),
             "reason": df["reason"], "status": df["status"],
             "request": df["payops_request_id"].astype("Int64"),
@@ -453,7 +453,7 @@ class Report:
         rate_ax.set_ylabel("success %")
         rate_ax.set_title("Success rate per day (succeeded / decided payments)")
         rate_ax.legend(loc="lower left", ncol=len(cur) + 1, fontsize="small")
-        for ax, c in zip(axes[1:], cur):
+        for ax, c in zip(axes[1:], cur, strict=False):
             d = df[df["currency"] == c]
             ax.bar(pd.to_datetime(d["day"]), _major(d["gross_volume"], c), color="#4C72B0")
             ax.set_ylabel(c.upper())
@@ -487,7 +487,7 @@ class Report:
                 xs.append(100 * int(row[key]) / gross if gross else 0)
                 texts.append(format_amount(int(row[key]), c))
             ax.barh(ys, xs, height=height, color=color, label=label)
-            for y, x, t in zip(ys, xs, texts):
+            for y, x, t in zip(ys, xs, texts, strict=False):
                 ax.text(max(x, 0) + 0.5, y, t, va="center", fontsize="small")
         ax.set_yticks(range(len(rows)), [r[0] for r in rows])
         ax.invert_yaxis()
@@ -511,7 +511,7 @@ class Report:
         for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
             if prio in pivot:
                 ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
-                left = [a + b for a, b in zip(left, pivot[prio])]
+                left = [a + b for a, b in zip(left, pivot[prio], strict=False)]
         ax.set_xlim(0, max(left) * 1.3)  # room for the legend on the right
         ax.set_title("Refund requests by currency and status, stacked by priority")
         ax.set_xlabel("requests")
@@ -565,11 +565,11 @@ class Report:
             return self._empty("No succeeded payments in this period.")
         cur = sorted(df["currency"].unique())
         fig, axes = self._grid(len(cur), 2.6, bottom=0.7, gap=0.9)
-        for ax, c in zip(axes, cur):
+        for ax, c in zip(axes, cur, strict=False):
             d = df[df["currency"] == c].iloc[::-1]
             names = d["name"].fillna(d["customer"])
             # two customers may share a name: tell them apart by the end of their id
-            labels = [f"{n} ({cid[-4:]})" if (names == n).sum() > 1 else n for n, cid in zip(names, d["customer"])]
+            labels = [f"{n} ({cid[-4:]})" if (names == n).sum() > 1 else n for n, cid in zip(names, d["customer"], strict=False)]
             ax.barh(range(len(d)), _major(d["spend"], c), color="#4C72B0")
             ax.set_yticks(range(len(d)), labels)
             ax.set_title(f"{c.upper()}: top customers by spend")

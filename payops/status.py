@@ -67,7 +67,7 @@ def overview(db: str | Path | None = None, *, today: date | None = None) -> Over
             created, synced = con.execute(f"SELECT max(created), max(synced_at) FROM {t}").fetchone()
             newest[t] = {"created": created, "synced_at": synced}
         sync = [
-            dict(zip(("stream", "windows", "done", "objects", "updated_at"), r))
+            dict(zip(("stream", "windows", "done", "objects", "updated_at"), r, strict=False))
             for r in con.execute(
                 "SELECT stream, count(*) FILTER (WHERE key LIKE 'w-%'), count(*) FILTER (WHERE key LIKE 'w-%' AND done), sum(objects), max(updated_at) "
                 "FROM sync_state GROUP BY stream ORDER BY stream"

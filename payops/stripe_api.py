@@ -24,8 +24,7 @@ import orjson
 import stripe
 
 from payops.config import Settings, get_settings
-from payops.errors import (ConfigError, RateLimited, StripeAuthError, StripeError,
-                           StripeUnavailable)
+from payops.errors import ConfigError, RateLimited, StripeAuthError, StripeError, StripeUnavailable
 
 __all__ = ["PINNED_API_VERSION", "StripeAPI", "TokenBucket", "get_client", "to_dict", "RESOURCES",
            "window_params"]
@@ -184,7 +183,7 @@ class StripeAPI:
             except stripe.RateLimitError as exc:
                 self._count("rate_limited")
                 last = exc
-            except (stripe.APIConnectionError,) as exc:
+            except stripe.APIConnectionError as exc:
                 last = exc
                 server_failures += 1
             except stripe.APIError as exc:

@@ -42,7 +42,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +175,10 @@ def parse_since(value: Any) -> int | None:
     if isinstance(value, (int, float)):
         return int(value)
     if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        dt = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(dt.timestamp())
     if isinstance(value, date):
-        return int(datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp())
+        return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
     try:
         return parse_since(datetime.fromisoformat(str(value)))
     except ValueError:
@@ -207,9 +207,9 @@ def _order(data: list[dict]) -> str | None:
     created = [o.get("created") for o in data]
     if len(created) < 2 or not all(type(c) is int for c in created):
         return None
-    if created[0] > created[-1] and all(a >= b for a, b in zip(created, created[1:])):
+    if created[0] > created[-1] and all(a >= b for a, b in zip(created, created[1:], strict=False)):
         return "desc"
-    if created[0] < created[-1] and all(a <= b for a, b in zip(created, created[1:])):
+    if created[0] < created[-1] and all(a <= b for a, b in zip(created, created[1:], strict=False)):
         return "asc"
     return None
 
@@ -515,7 +515,7 @@ def _plan_streams(api: StripeAPI, db, plans: dict[str, dict], state: dict, summa
             return api.probe_list(STREAM_OBJECTS[stream],
                                   {"limit": 1, **window_params(p["start"], p["end"])})
         with ThreadPoolExecutor(max_workers=min(len(new), max(1, workers))) as pool:
-            for stream, res in zip(new, pool.map(probe, new)):
+            for stream, res in zip(new, pool.map(probe, new), strict=False):
                 probes[stream] = res
     with connect(db) as con, transaction(con):
         for stream, p in plans.items():
@@ -631,7 +631,7 @@ def _events_pass(api: StripeAPI, db, streams: list[str], since: dict[str, int], 
     for s in streams:
         summary.stream(s)["how"] = summary.stream(s)["how"] or "events"
     summary.notes.append(f"applied {applied:,} events created since "
-                         f"{datetime.fromtimestamp(start, timezone.utc):%Y-%m-%d %H:%M} UTC")
+                         f"{datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M} UTC")
 
 
 def run(full: bool = False, streams: list[str] | str | None = None, workers: int = 8,

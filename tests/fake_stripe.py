@@ -239,7 +239,7 @@ class FakeStripe:
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "FakeStripe":
+    def start(self) -> FakeStripe:
         fake = self
 
         class Handler(_Handler):
@@ -264,7 +264,7 @@ class FakeStripe:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def __enter__(self) -> "FakeStripe":
+    def __enter__(self) -> FakeStripe:
         return self.start()
 
     def __exit__(self, *exc) -> None:

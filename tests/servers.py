@@ -76,8 +76,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 LOCALSTRIPE_SCRIPT = Path(__file__).with_name("localstripe_server.py")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
@@ -105,7 +105,7 @@ def test_row_inserted_in_the_middle_is_named():
         con.execute(
             'INSERT INTO audit_log (id, "at", actor, action, entity, entity_id, prev_hash, hash) '
             "VALUES (3, ?, 'mallory', 'refund_request.approve', 'refund_request', '7', ?, ?)",
-            [datetime.now(timezone.utc), prev, "f" * 64])
+            [datetime.now(UTC), prev, "f" * 64])
     result = _verify()
     assert result.exit_code == 1
     assert "audit row 3 was inserted" in result.stderr

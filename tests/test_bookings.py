@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
+from test_refunds import seed_payment, write_toml
 
 from payops import bookings as B
 from payops import refunds as R
 from payops.cli import cli
 from payops.db import connect
 from payops.errors import InvalidInput, NotFound
-from test_refunds import seed_payment, write_toml
 
 CSV = ("booking_id,payment_intent,customer,tutor_id,session_start,status\n"
        "bk_1,pi_1,cus_1,tut_1,2030-01-01T10:00:00Z,scheduled\n"

@@ -9,7 +9,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from servers import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,10 +2,8 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from payops.db import MIGRATIONS, connect, migrate, query

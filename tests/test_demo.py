@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pytest
@@ -13,7 +13,7 @@ from payops.demo import TABLES, build_demo
 from payops.errors import InvalidInput
 
 AS_OF = date(2026, 11, 20)
-MOMENT = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
+MOMENT = datetime(2026, 11, 20, 12, tzinfo=UTC)
 SMALL = dict(customers=60, days=20, as_of=AS_OF, progress=False)
 
 
@@ -104,7 +104,7 @@ def test_every_status_and_priority_among_refund_requests(small):
     assert any(a > 3 for a in ages), "URGENT"
     assert any(1 <= a <= 3 for a in ages), "HIGH"
     assert any(r[1] > (5000 if r[2] in ("usd", "eur", "gbp", "jpy") else 0) for r in pending), "LARGE"
-    assert any(a > 3 and r[1] > 5000 for a, r in zip(ages, pending)), "URGENT and LARGE"
+    assert any(a > 3 and r[1] > 5000 for a, r in zip(ages, pending, strict=False)), "URGENT and LARGE"
 
 
 def test_refund_request_fields_are_consistent(small):
@@ -114,7 +114,7 @@ def test_refund_request_fields_are_consistent(small):
                       "FROM refund_requests ORDER BY id")
     cast = {"ana", "ben", "carla", "support-bot"}
     for (rid, status, by, decided_by, decided_at, note, second, refund_id, processed_at, failure,
-         amount, currency, first) in reqs:
+         amount, _currency, first) in reqs:
         assert by in cast
         if status == "REJECTED":
             assert decided_by in cast and decided_by != by and decided_at and note

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
+import factories as F
 import pandas as pd
 import pytest
 
-import factories as F
 from payops.errors import InvalidInput
 from payops.ingest import ingest_objects
 from payops.ui import display as D

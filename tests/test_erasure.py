@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -45,7 +45,7 @@ ORDER BY ALL
 def demo(tmp_path):
     from payops.demo import build_demo
 
-    build_demo(seed=42, days=400, customers=60, as_of=datetime.now(timezone.utc).date(), replace=True, progress=False)
+    build_demo(seed=42, days=400, customers=60, as_of=datetime.now(UTC).date(), replace=True, progress=False)
     with connect() as con:
         # a customer with a unique name, some of whose payments will be archived, with a refund request
         cus, email, name = con.execute(

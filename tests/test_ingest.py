@@ -1,9 +1,7 @@
-import duckdb
 import orjson
 import pytest
+from factories import BASE_TS, balance_transaction, charge, customer, dispute, event, payment_intent, payout, refund
 
-from factories import (BASE_TS, balance_transaction, charge, customer, dispute, event, payment_intent,
-                       payout, refund)
 from payops.db import query
 from payops.errors import IngestError
 from payops.ingest import ingest_objects

@@ -3,13 +3,13 @@ fix repairs it (an audit row each), a second fix finds nothing. Stripe is tests/
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
-import pytest
-from click.testing import CliRunner
+from datetime import UTC, datetime, timedelta
 
 import factories as f
+import pytest
+from click.testing import CliRunner
 from fake_stripe import FakeStripe
+
 from payops.cli import cli
 from payops.db import connect
 from payops.ingest import ingest_objects
@@ -48,7 +48,7 @@ def refund(n: int, amount: int, request_id: int | None = None) -> dict:
 
 
 def request(rid: int, n: int, status: str, *, refund_id: str | None = None, updated: datetime | None = None):
-    at = datetime.fromtimestamp(T + 600, timezone.utc)
+    at = datetime.fromtimestamp(T + 600, UTC)
     with connect() as con:
         con.execute(
             "INSERT INTO refund_requests (id, payment_intent, charge, customer, amount, currency, reason, status, "
@@ -89,15 +89,15 @@ def build_broken(fake: FakeStripe) -> None:
     with connect() as con:
         con.execute("UPDATE charges SET amount_refunded = 0 WHERE id = 'ch_4'")
         con.execute("INSERT INTO bookings VALUES ('bk_6', 'pi_6', 'cus_1', 'tut_1', ?, 'completed', now())",
-                    [datetime.fromtimestamp(T, timezone.utc)])
+                    [datetime.fromtimestamp(T, UTC)])
     request(1, 1, "PROCESSED")
     request(2, 2, "PROCESSED")
     request(3, 3, "APPROVED")
-    request(7, 7, "PROCESSING", updated=datetime.now(timezone.utc) - timedelta(hours=3))
+    request(7, 7, "PROCESSING", updated=datetime.now(UTC) - timedelta(hours=3))
     # daily_metrics of the payments' day computed before the data last changed
     from payops.metrics import compute_daily
 
-    day = datetime.fromtimestamp(T, timezone.utc).date()
+    day = datetime.fromtimestamp(T, UTC).date()
     compute_daily(day, day)
     with connect() as con:
         con.execute("UPDATE daily_metrics SET computed_at = computed_at - INTERVAL 2 DAY, gross_volume = 1")
@@ -140,8 +140,8 @@ def test_fix_repairs_then_a_second_fix_finds_nothing(fake):
     assert result.output.count("-> repaired: ") == 10
     assert "charge_refunded_mismatch: charge ch_1:" in result.output
     with connect() as con:
-        req = dict(((r[0], r[1:]) for r in con.execute(
-            "SELECT id, status, stripe_refund_id FROM refund_requests").fetchall()))
+        req = dict((r[0], r[1:]) for r in con.execute(
+            "SELECT id, status, stripe_refund_id FROM refund_requests").fetchall())
         assert req[1] == ("PROCESSED", "re_1")
         assert req[2][0] == "FAILED"
         assert req[3] == ("PROCESSED", "re_3")
@@ -189,7 +189,7 @@ def test_archived_objects_count_as_present(tmp_path):
     ingest_objects([f.customer("cus_1")] + payment(1, created=T - 400 * 86400))
     with connect() as con:
         con.execute("INSERT INTO bookings VALUES ('bk_1', 'pi_1', 'cus_1', 'tut_1', now(), 'completed', now())")
-    cleanup("365d", archive=tmp_path / "arch", now=datetime.fromtimestamp(T, timezone.utc))
+    cleanup("365d", archive=tmp_path / "arch", now=datetime.fromtimestamp(T, UTC))
     assert fix(archive=tmp_path / "arch", dry_run=True) == []
     assert [x.kind for x in fix(archive=tmp_path / "empty", dry_run=True)] == ["booking_unknown_payment_intent"]
 

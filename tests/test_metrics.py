@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
+import factories as f
 import pytest
 from click.testing import CliRunner
 
-import factories as f
 from payops import metrics
 from payops.cli import cli
 from payops.db import connect, query
@@ -89,7 +89,7 @@ def build(tz: str):
     # the dispute fee lands as an adjustment
     objs.append(f.balance_transaction("txn_adj", source="dp_1", type="adjustment", reporting_category="dispute",
                                       currency="eur", amount=-11500, fee=1500, net=-13000, created=T(2026, 11, 3, 9, 0)))
-    H = lambda *a: datetime.fromtimestamp(T(*a), timezone.utc)  # noqa: E731
+    H = lambda *a: datetime.fromtimestamp(T(*a), UTC)  # noqa: E731
     requests = [
         # id, currency, amount, status, requested, decided, processed
         (1, "usd", 1000, "PROCESSED", H(2026, 11, 16, 10, 0), H(2026, 11, 16, 12, 0), H(2026, 11, 17, 10, 0)),
@@ -143,7 +143,7 @@ def expected(tz: str, objs, requests) -> dict:
         elif kind == "balance_transaction" and o["fee"]:
             out[(day(o["created"]), o["currency"])]["stripe_fees"] += o["fee"]
     hours = defaultdict(list)
-    for rid, cur, amount, status, req, dec, proc in requests:
+    for _rid, cur, _amount, _status, req, dec, proc in requests:
         out[(req.astimezone(zone).date(), cur)]["requests_opened"] += 1
         if dec:
             out[(dec.astimezone(zone).date(), cur)]["requests_decided"] += 1
@@ -178,7 +178,7 @@ def test_daily_metrics_match_an_independent_computation(db_path, tz):
     written = metrics.compute_daily(db=db_path)
     got = metrics.daily(date(2026, 10, 1), date(2026, 11, 30), db=db_path)
     assert written == len(got) == len(want)
-    assert set(zip(got["day"], got["currency"])) == set(want)
+    assert set(zip(got["day"], got["currency"], strict=False)) == set(want)
     for row in got.to_dict(orient="records"):
         w = want[(row["day"], row["currency"])]
         for col in INT_COLUMNS:
@@ -287,8 +287,8 @@ def test_kpis_thresholds_from_payops_toml(db_path, tmp_path, monkeypatch):
 
 
 def _recent_failures(db_path, failed: int, succeeded: int):
-    y = datetime.now(timezone.utc) - timedelta(days=1)
-    noon = int(datetime(y.year, y.month, y.day, 12, tzinfo=timezone.utc).timestamp())
+    y = datetime.now(UTC) - timedelta(days=1)
+    noon = int(datetime(y.year, y.month, y.day, 12, tzinfo=UTC).timestamp())
     objs = [f.charge(f"ch_ok{i}", created=noon + i) for i in range(succeeded)]
     objs += [f.charge(f"ch_bad{i}", status="failed", paid=False, amount_captured=0, created=noon + 100 + i,
                       failure_code="card_declined") for i in range(failed)]
@@ -358,7 +358,7 @@ def test_summaries_in_one_query_equal_separate_summaries(db_path, monkeypatch):
     periods = [(date(2026, 11, 9), date(2026, 11, 15)), (date(2026, 11, 16), date(2026, 11, 22)),
                (date(2026, 10, 1), date(2026, 10, 31))]
     together, days = metrics.summaries(periods, db=db_path, extra=(date(2026, 11, 1), date(2026, 11, 2)))
-    for (start, end), got in zip(periods, together):
+    for (start, end), got in zip(periods, together, strict=False):
         want = metrics.summary(start, end, db=db_path)
         assert got.equals(want), (start, end)
     assert days["day"].min() == date(2026, 10, 31) and days["day"].max() == date(2026, 11, 22)

@@ -3,8 +3,7 @@ from decimal import Decimal
 import pytest
 
 from payops.errors import MoneyError
-from payops.money import (exponent, fee, format_amount, from_decimal, sum_by_currency,
-                          to_decimal)
+from payops.money import exponent, fee, format_amount, from_decimal, sum_by_currency, to_decimal
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,15 @@ import time
 import pytest
 import stripe
 from click.testing import CliRunner
+from fake_stripe import FakeStripe
+from servers import localstripe
+from test_refunds import audit_rows, seed_payment, write_toml
 
 from payops import refunds as R
 from payops.cli import cli
 from payops.db import connect, query
 from payops.ingest import ingest_objects
 from payops.stripe_api import get_client, to_dict
-from fake_stripe import FakeStripe
-from servers import localstripe
-from test_refunds import audit_rows, seed_payment, write_toml
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_real_stripe_refusal_amount_too_large(fake):
 
 
 def test_payment_disputed_meanwhile_fails_before_calling_stripe(fake):
-    rid = approved(fake)
+    approved(fake)
     with connect() as con:
         con.execute("UPDATE charges SET disputed = true")
     [res] = R.process()

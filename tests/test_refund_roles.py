@@ -9,11 +9,11 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from test_refunds import audit_rows, seed_payment, write_toml
 
 from payops import refunds as R
 from payops.cli import cli
 from payops.db import connect
-from test_refunds import audit_rows, seed_payment, write_toml
 
 ROLES = {"viewer": ["eve"], "reviewer": ["ana", "ben"], "senior": ["carla", "dora"], "processor": ["ben"]}
 

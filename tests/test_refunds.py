@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import factories as f
 import pytest
 from click.testing import CliRunner
 
-import factories as f
 from payops import refunds as R
 from payops.cli import cli
 from payops.db import connect
@@ -36,7 +36,7 @@ def seed_payment(n: int = 1, *, amount: int = 4500, currency: str = "usd", age_d
         for o in objs:
             fake.add(copy.deepcopy(o))
     if booking:
-        start = session_start or datetime.now(timezone.utc) - timedelta(days=1)
+        start = session_start or datetime.now(UTC) - timedelta(days=1)
         with connect() as con:
             con.execute("INSERT INTO bookings VALUES (?, ?, ?, 'tut_1', ?, ?, now())",
                         [f"bk_{n}", pi, cus, start, booking])
@@ -202,7 +202,7 @@ ILLEGAL = [
 def test_illegal_transitions_change_nothing(action, status):
     seed_payment()
     r = R.request("pi_1", reason="duplicate")
-    set_status(r["id"], status, decided_by="ana", decided_at=datetime(2025, 1, 2, tzinfo=timezone.utc))
+    set_status(r["id"], status, decided_by="ana", decided_at=datetime(2025, 1, 2, tzinfo=UTC))
     before = R.get(r["id"])
     res = R.approve(r["id"]) if action == "approve" else R.reject(r["id"], note="no")
     [res] = res
@@ -259,7 +259,7 @@ def test_queue_order_and_badges():
     q = R.queue()
     order = [next(k for k, v in ids.items() if v == rid) for rid in q["id"]]
     assert order == ["urgent_large", "urgent_older", "urgent", "high_large", "high", "large", "normal"]
-    badges = dict(zip(q["id"], q["priorities"]))
+    badges = dict(zip(q["id"], q["priorities"], strict=False))
     assert badges[ids["urgent_large"]] == ["URGENT", "LARGE"] and badges[ids["normal"]] == []
     assert badges[ids["high"]] == ["HIGH"]
     row = q.iloc[0]
@@ -348,7 +348,7 @@ def test_cli_import_requests(tmp_path):
     ("completed", -1, False), ("scheduled", -1, False),
 ])
 def test_session_rule(booking, start_days, approved):
-    seed_payment(booking=booking, session_start=datetime.now(timezone.utc) + timedelta(days=start_days))
+    seed_payment(booking=booking, session_start=datetime.now(UTC) + timedelta(days=start_days))
     r = R.request("pi_1", reason="requested_by_customer", amount=3000)
     results = R.apply_policy()
     g = R.get(r["id"])

@@ -76,7 +76,7 @@ def test_each_period_publishes_html_json_csv_and_index(env, demo_db):
         assert doc["report"]["start"] == p.start.isoformat() and doc["report"]["end"] == p.end.isoformat()
         table = metrics.daily(p.start, p.end, db=demo_db)
         assert len(doc["daily_metrics"]) == len(table) > 0
-        for got, want in zip(doc["daily_metrics"], table.to_dict(orient="records")):
+        for got, want in zip(doc["daily_metrics"], table.to_dict(orient="records"), strict=False):
             assert got["day"] == want["day"].isoformat() and got["currency"] == want["currency"]
             for col in metrics.ADDITIVE + ("pending_requests",):
                 assert got[col] == want[col], (kind, got["day"], col)

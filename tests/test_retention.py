@@ -6,14 +6,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import factories as f
 import pytest
 from click.testing import CliRunner
 
-import factories as f
 from payops.cli import cli
 from payops.db import connect
 from payops.ingest import ingest_objects
@@ -21,7 +21,7 @@ from payops.maintenance import ARCHIVE_TABLES, cleanup, restore
 
 DAY = 86400
 OLD = f.BASE_TS - 400 * DAY
-NOW = datetime.fromtimestamp(f.BASE_TS + DAY, timezone.utc)
+NOW = datetime.fromtimestamp(f.BASE_TS + DAY, UTC)
 TABLES = ARCHIVE_TABLES + ("bookings", "refund_requests", "daily_metrics")
 
 
@@ -51,9 +51,9 @@ def data():
     with connect() as con:
         con.execute("INSERT INTO refund_requests (payment_intent, charge, customer, amount, currency, reason, status, "
                     "requested_by, requested_at, updated_at) VALUES ('pi_1', 'ch_1', 'cus_old', 1000, 'usd', "
-                    "'duplicate', 'PROCESSED', 'ana', ?, ?)", [datetime.fromtimestamp(OLD, timezone.utc)] * 2)
+                    "'duplicate', 'PROCESSED', 'ana', ?, ?)", [datetime.fromtimestamp(OLD, UTC)] * 2)
         con.execute("INSERT INTO daily_metrics (day, currency, attempts, succeeded, gross_volume, timezone, computed_at) "
-                    "VALUES (?, 'usd', 1, 1, 4500, 'UTC', now())", [datetime.fromtimestamp(OLD, timezone.utc).date()])
+                    "VALUES (?, 'usd', 1, 1, 4500, 'UTC', now())", [datetime.fromtimestamp(OLD, UTC).date()])
     return objs
 
 
@@ -130,7 +130,7 @@ def test_restore_is_newer_wins(data, tmp_path):
     cleanup("365d", archive=archive, now=NOW)
     # Stripe sends a newer version of an archived charge after the cleanup.
     ingest_objects([f.charge("ch_1", payment_intent="pi_1", customer="cus_old", created=OLD, amount_refunded=1000)],
-                   version=datetime.now(timezone.utc))
+                   version=datetime.now(UTC))
     res = restore(archive)
     assert res.tables["charges"] == {"new": 1, "updated": 0, "unchanged": 1}
     with connect() as con:
@@ -169,7 +169,7 @@ def test_killed_between_archive_and_delete_loses_nothing(data, tmp_path, db_path
 def test_demo_cleanup_then_restore_gives_back_the_same_rows(tmp_path):
     from payops.demo import build_demo
 
-    build_demo(seed=42, days=400, customers=60, as_of=datetime.now(timezone.utc).date(), replace=True, progress=False)
+    build_demo(seed=42, days=400, customers=60, as_of=datetime.now(UTC).date(), replace=True, progress=False)
     try:
         from payops.metrics import compute_daily, daily
     except ImportError:  # pragma: no cover - the metrics module is written concurrently
@@ -193,7 +193,7 @@ def test_demo_cleanup_then_restore_gives_back_the_same_rows(tmp_path):
     assert len(middle["charges"]) < len(before["charges"])
     # reports of an archived period still render from daily_metrics
     assert middle["daily_metrics"] == before["daily_metrics"]
-    old_day = datetime.now(timezone.utc).date() - timedelta(days=390)
+    old_day = datetime.now(UTC).date() - timedelta(days=390)
     if daily is not None:
         shown = daily(old_day, old_day + timedelta(days=7))
         assert len(shown) > 0 and shown["gross_volume"].sum() > 0

@@ -6,12 +6,12 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import factories as F
 import pytest
 
-import factories as F
 from payops import refunds
 from payops.audit import list_rows
 from payops.ingest import ingest_objects
@@ -132,7 +132,7 @@ def test_filters_give_the_right_rows(requests):
 
 
 def test_priorities_follow_age(requests):
-    later = datetime.now(timezone.utc) + timedelta(days=4)
+    later = datetime.now(UTC) + timedelta(days=4)
     app = RefundReview(page_size=50, now=later)
     assert all("🔥 URGENT" in h.value for h in app._row_html[:N])
     app.set_filter(priority="HIGH")

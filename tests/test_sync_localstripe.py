@@ -63,15 +63,15 @@ def test_sync_against_localstripe_falls_back_and_is_exact(account):
 
     assert sorted(query("SELECT id FROM customers")["id"]) == sorted(made["customers"])
     pis = query("SELECT id, amount, currency, status, booking_id, latest_charge FROM payment_intents")
-    assert sorted(zip(pis["id"], pis["amount"])) == sorted(made["payment_intents"])
+    assert sorted(zip(pis["id"], pis["amount"], strict=False)) == sorted(made["payment_intents"])
     assert set(pis["status"]) == {"succeeded"} and set(pis["currency"]) == {"usd"}
     assert sorted(pis["booking_id"]) == ["bk_00", "bk_01", "bk_10", "bk_11"]
     charges = query("SELECT id, payment_intent, amount, amount_refunded, refunded FROM charges "
                     "ORDER BY amount, amount_refunded")
     assert len(charges) == 4 and set(charges["id"]) == set(pis["latest_charge"])
     by_pi = {p: (a, r, f) for p, a, r, f in zip(charges["payment_intent"], charges["amount"],
-                                                charges["amount_refunded"], charges["refunded"])}
-    (partial, _), (full, full_amount) = made["payment_intents"][0], made["payment_intents"][1]
+                                                charges["amount_refunded"], charges["refunded"], strict=False)}
+    (partial, _), (full, _full_amount) = made["payment_intents"][0], made["payment_intents"][1]
     assert by_pi[partial] == (2500, 1000, False)
     assert by_pi[full] == (4000, 4000, True)
     refunds = query("SELECT id, amount FROM refunds ORDER BY amount")

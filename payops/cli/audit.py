@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import click
@@ -25,8 +25,8 @@ def audit(ctx: click.Context, entity, entity_id, since, actor, limit, db: Path |
     if ctx.invoked_subcommand is not None:
         return
     if since is not None:
-        since = since.replace(tzinfo=timezone.utc) if since.time() != time(0) else \
-            datetime.combine(since.date(), time(0), tzinfo=timezone.utc)
+        since = since.replace(tzinfo=UTC) if since.time() != time(0) else \
+            datetime.combine(since.date(), time(0), tzinfo=UTC)
     df = list_rows(entity=entity, entity_id=entity_id, since=since, actor=actor, limit=limit, db=db)
     if df.empty:
         click.echo("No audit rows match.")

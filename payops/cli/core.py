@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from payops.config import get_settings
-from payops.db import connect, database_path, migrate, query as run_query
+from payops.db import connect, database_path, migrate
+from payops.db import query as run_query
 
 DB_OPTION = click.option(
     "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,

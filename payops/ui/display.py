@@ -217,10 +217,10 @@ def styled(
     live = out[livemode_column] if livemode_column in out.columns else pd.Series([False] * len(out), index=out.index)
     for col in money_columns:
         if col in out.columns:
-            out[col] = [money(a, c) for a, c in zip(out[col], cur)]
+            out[col] = [money(a, c) for a, c in zip(out[col], cur, strict=False)]
     for col in link_columns:
         if col in out.columns:
-            out[col] = [link(v, lm) for v, lm in zip(out[col], live)]
+            out[col] = [link(v, lm) for v, lm in zip(out[col], live, strict=False)]
     if status_column and status_column in out.columns:
         out[status_column] = [status_badge(s) for s in out[status_column]]
     if priorities_column and priorities_column in out.columns:
@@ -269,7 +269,7 @@ def recent_payments(limit: int = 20, *, db: str | Path | None = None) -> pd.Data
 def _with_payment_badge(df: pd.DataFrame) -> pd.DataFrame:
     badges = [
         payment_badge(s, refunded=bool(r), disputed=bool(d), partly_refunded=bool(ar and ar > 0))
-        for s, r, d, ar in zip(df["status"], df["refunded"], df["disputed"], df["amount_refunded"].fillna(0))
+        for s, r, d, ar in zip(df["status"], df["refunded"], df["disputed"], df["amount_refunded"].fillna(0), strict=False)
     ]
     df.insert(1, "badge", badges)
     return df.drop(columns=["status", "refunded", "disputed", "amount_refunded"])
@@ -409,7 +409,7 @@ def chart_daily(daily: pd.DataFrame, column: str, *, title: str | None = None, m
         fig, axes = plt.subplots(len(parts) or 1, 1, sharex=True, squeeze=False,
                                  figsize=(9, 1.5 * max(len(parts), 1) + 0.8))
         axes = [a[0] for a in axes]
-        for axis, (currency, part) in zip(axes, parts):
+        for axis, (currency, part) in zip(axes, parts, strict=False):
             axis.plot(pd.to_datetime(part["day"]), _major(part[column], str(currency)), marker=".",
                       color="#635bff")
             axis.set_ylabel(str(currency).upper())
@@ -449,7 +449,7 @@ def chart_top_customers(insights: pd.DataFrame, *, currency: str | None = None, 
     top = df[df["currency"] == currency].sort_values("spend", ascending=False).head(n).iloc[::-1]
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.35 * max(len(top), 3) + 1))
-    labels = [str(name) if not _isna(name) and name else str(cid) for name, cid in zip(top["name"], top["customer"])]
+    labels = [str(name) if not _isna(name) and name else str(cid) for name, cid in zip(top["name"], top["customer"], strict=False)]
     ax.barh(labels, _major(top["spend"], currency), color="#635bff")
     ax.set_xlabel(f"spend ({currency.upper()})")
     ax.set_title(f"Top {len(top)} customers by spend in {currency.upper()}")

@@ -510,7 +510,7 @@ class RefundReview:
             html.escape(str(row.reason or "")),
         ]
         return "".join(_cell(text, width, "payops-money" if name == "Amount" else "")
-                       for text, (name, width) in zip(cells, _COLS))
+                       for text, (name, width) in zip(cells, _COLS, strict=False))
 
     def _render_rows(self) -> None:
         rows = list(self.rows.itertuples(index=False)) if len(self.rows) else []
