@@ -188,12 +188,21 @@ def _bucket_seconds(start: date, end: date, tz: str) -> int:
     return 3600 if all(o % 3600 == 0 for o in offsets) else 900
 
 
-def _frame(con, start: date, end: date, tz: str) -> pd.DataFrame:
+def daily_metrics_query(start: date, end: date, tz: str) -> tuple[str, dict]:
+    """The one definition of the daily metrics: DuckDB SQL text and its named parameters.
+
+    Every engine runs this text: DuckDB as is, Spark after transpiling it.
+    """
     lo, hi = _bounds(start, end, tz)
     bucket = _bucket_seconds(start, end, tz)
     params = {"lo": lo, "hi": hi, "tz": tz, "bps": get_settings().platform_fee_bps,
               "start_day": start, "end_day": end, "bucket_s": bucket, "bucket_us": bucket * 1_000_000}
-    df = con.execute(_sql("daily_metrics"), params).df()
+    return _sql("daily_metrics"), params
+
+
+def _frame(con, start: date, end: date, tz: str) -> pd.DataFrame:
+    sql, params = daily_metrics_query(start, end, tz)
+    df = con.execute(sql, params).df()
     if len(df):
         df["day"] = pd.to_datetime(df["day"]).dt.date
     return df
