@@ -10,7 +10,7 @@
 - ``payments.csv``, ``refunds.csv``, ``refund_requests.csv``, ``customers.csv``,
   ``daily_metrics.csv``: the period's exports,
 
-and rewrites ``<reports dir>/index.html`` linking every report, newest first.
+and rewrites ``<reports dir>/index.html`` linking every report, newest first (:func:`index_key`).
 
 :class:`Report` is what the notebook calls: each method is one table or one chart, all per
 currency, so the notebook reads like a report and holds no business logic.
@@ -34,8 +34,8 @@ from payops.db import database_path
 from payops.errors import ReportError
 from payops.money import format_amount, to_decimal
 
-__all__ = ["KERNEL_NAME", "NOTEBOOK", "SECRET_ENV", "ReportResult", "run_report", "render_html",
-           "write_index", "Report"]
+__all__ = ["KERNEL_NAME", "NOTEBOOK", "SECRET_ENV", "INDEX_PERIOD_ORDER", "ReportResult", "run_report",
+           "render_html", "write_index", "index_key", "Report"]
 
 #: the Jupyter kernel reports run under (``make setup`` registers it into .venv)
 KERNEL_NAME = "payops"
@@ -197,8 +197,27 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
                         time.monotonic() - began)
 
 
+#: the order of reports that end on the same day in the index: the longer period first
+INDEX_PERIOD_ORDER = ("monthly", "weekly", "daily")
+
+
+def index_key(info: dict) -> tuple:
+    """The sort key of one report in ``index.html``: a total order, independent of run times.
+
+    Newest ``end`` day first; reports ending on the same day in :data:`INDEX_PERIOD_ORDER`
+    (monthly, weekly, daily: the wider period above the days it covers); then the label,
+    newest first. ``(period, label)`` names one folder, so no two reports compare equal, and
+    re-running a report never moves it.
+    """
+    end = date.fromisoformat(info["end"])
+    kind = info["period"]
+    rank = INDEX_PERIOD_ORDER.index(kind) if kind in INDEX_PERIOD_ORDER else len(INDEX_PERIOD_ORDER)
+    label = str(info.get("label", ""))
+    return (-end.toordinal(), rank, kind, tuple(-ord(ch) for ch in label))
+
+
 def write_index(reports_dir: str | Path | None = None) -> Path:
-    """Rewrite ``index.html`` in the reports folder: every report, newest period first."""
+    """Rewrite ``index.html`` in the reports folder: every report, in :func:`index_key` order."""
     root = Path(reports_dir or get_settings().reports_dir)
     root.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -208,11 +227,11 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
         try:
             doc = orjson.loads(meta.read_bytes())
             info = doc["report"]
-        except (orjson.JSONDecodeError, KeyError, OSError):
+            index_key(info)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OSError):
             continue
         entries.append((info, len(doc.get("alerts", [])), meta.parent))
-    order = {"monthly": 0, "weekly": 1, "daily": 2}
-    entries.sort(key=lambda e: (e[0]["end"], -order.get(e[0]["period"], 3), e[0]["generated_at"]), reverse=True)
+    entries.sort(key=lambda e: index_key(e[0]))
     rows = []
     for info, n_alerts, folder in entries:
         rel = folder.relative_to(root).as_posix()
@@ -238,7 +257,8 @@ table {{ border-collapse: collapse; }} td, th {{ padding: .3rem .8rem; border-bo
 </style></head>
 <body>
 <h1>payops reports</h1>
-<p>Every published report, newest first. Each links its HTML report, the executed notebook,
+<p>Every published report, newest first (reports ending the same day: monthly, weekly, daily).
+Each links its HTML report, the executed notebook,
 <code>metrics.json</code> and the period's CSV exports.</p>
 <table>
 <thead><tr><th>period</th><th>report</th><th>days</th><th>KPIs</th><th>generated</th><th>files</th></tr></thead>

@@ -7,7 +7,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import nbformat
@@ -18,9 +18,13 @@ from payops import metrics, reports
 from payops.cli import cli
 
 FAKE_KEY = "sk_test_PAYOPSFAKEKEY_51Hc0ffee0000deadbeef"
-AS_OF = date.today()
-
-pytestmark = pytest.mark.slow
+# A fixed "now" for the demo and fixed report dates, so no test depends on the day it runs.
+# 2026-03-01 is a Sunday: the daily report of that day and the weekly report of its ISO week
+# end on the same day (the tie the index must break the same way every time); February ends
+# the day before.
+AS_OF = date(2026, 3, 4)
+RUNS = {"daily": "2026-03-01", "weekly": "2026-02-25", "monthly": "2026-02-10"}
+SOME_DAY = date(2026, 3, 2)
 
 
 @pytest.fixture(scope="module")
@@ -47,15 +51,11 @@ def _no_secret_anywhere(root: Path):
             assert FAKE_KEY[-12:].encode() not in path.read_bytes(), f"{path} contains part of the API key"
 
 
+@pytest.mark.slow
 def test_each_period_publishes_html_json_csv_and_index(env, demo_db):
     runner = CliRunner()
-    runs = {
-        "daily": (AS_OF - timedelta(days=3)).isoformat(),
-        "weekly": (AS_OF - timedelta(days=9)).isoformat(),
-        "monthly": (AS_OF - timedelta(days=30)).isoformat(),
-    }
     folders = {}
-    for kind, day in runs.items():
+    for kind, day in RUNS.items():
         result = runner.invoke(cli, ["report", kind, "--date", day], catch_exceptions=False)
         assert result.exit_code == 0, result.output
         p = metrics.period(kind, day)
@@ -88,12 +88,48 @@ def test_each_period_publishes_html_json_csv_and_index(env, demo_db):
         injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
         assert f'period = "{kind}"' in injected.source and str(demo_db) in injected.source
     index = (env / "index.html").read_text()
-    order = sorted(folders.values(), key=lambda pf: pf[0].end, reverse=True)
-    positions = [index.index(f'{p.kind}/{p.label}/report.html') for p, _ in order]
-    assert positions == sorted(positions), "index.html is not newest first"
+    # newest end first; the weekly report above the daily one that ends the same day
+    assert [folders[k][0].end for k in ("weekly", "daily", "monthly")] == [date(2026, 3, 1)] * 2 + [date(2026, 2, 28)]
+    positions = [index.index(f"{folders[k][0].kind}/{folders[k][0].label}/report.html")
+                 for k in ("weekly", "daily", "monthly")]
+    assert positions == sorted(positions), "index.html is not newest first, monthly/weekly/daily on a tie"
     _no_secret_anywhere(env)
 
 
+def _published(root: Path, kind: str, day: str, generated_at: str) -> metrics.Period:
+    p = metrics.period(kind, day)
+    folder = root / kind / p.label
+    folder.mkdir(parents=True)
+    (folder / "report.html").write_text("<p>report</p>")
+    (folder / "metrics.json").write_text(json.dumps(
+        {"report": {**p.as_dict(), "generated_at": generated_at}, "alerts": []}))
+    return p
+
+
+def test_index_order_is_total_and_ignores_when_reports_ran(tmp_path):
+    # run in an order (and at times) that disagree with the index order
+    published = [
+        _published(tmp_path, "daily", "2026-03-01", "2026-03-05T09:00:00+00:00"),
+        _published(tmp_path, "monthly", "2026-03-31", "2026-03-01T09:00:00+00:00"),
+        _published(tmp_path, "daily", "2026-03-31", "2026-04-01T06:00:00+00:00"),
+        _published(tmp_path, "weekly", "2026-02-25", "2026-03-02T09:00:00+00:00"),
+        _published(tmp_path, "monthly", "2026-02-01", "2026-03-09T09:00:00+00:00"),
+        _published(tmp_path, "weekly", "2026-03-30", "2026-04-06T09:00:00+00:00"),
+    ]
+    page = reports.write_index(tmp_path).read_text()
+    shown = re.findall(r'href="(\w+/[\w-]+)/report.html"', page)
+    assert shown == ["weekly/2026-W14", "monthly/2026-03", "daily/2026-03-31",
+                     "weekly/2026-W09", "daily/2026-03-01", "monthly/2026-02"]
+    assert sorted(published, key=lambda p: reports.index_key(p.as_dict())) == [
+        published[i] for i in (5, 1, 2, 3, 0, 4)]
+    # a folder that never finished rendering is left out; a damaged metrics.json too
+    (tmp_path / "daily" / "2026-03-01" / "report.html").unlink()
+    (tmp_path / "weekly" / "2026-W14" / "metrics.json").write_text("{not json")
+    shown = re.findall(r'href="(\w+/[\w-]+)/report.html"', reports.write_index(tmp_path).read_text())
+    assert shown == ["monthly/2026-03", "daily/2026-03-31", "weekly/2026-W09", "monthly/2026-02"]
+
+
+@pytest.mark.slow
 def test_report_kernel_never_sees_the_api_key(env, demo_db, tmp_path):
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -103,18 +139,19 @@ def test_report_kernel_never_sees_the_api_key(env, demo_db, tmp_path):
     ]
     path = tmp_path / "probe.ipynb"
     nbformat.write(nb, path)
-    r = reports.run_report("daily", AS_OF - timedelta(days=2), db=demo_db, reports_dir=env, notebook=path)
+    r = reports.run_report("daily", SOME_DAY, db=demo_db, reports_dir=env, notebook=path)
     out = nbformat.read(r.notebook, as_version=4)
     assert "key: None" in out.cells[-1].outputs[0]["text"]
     _no_secret_anywhere(env)
 
 
+@pytest.mark.slow
 def test_a_failing_cell_names_its_error_and_the_partial_notebook(env, demo_db, tmp_path):
     nb = nbformat.read(reports.NOTEBOOK, as_version=4)
     nb.cells.insert(4, nbformat.v4.new_code_cell('raise ValueError("the fee table is on fire")'))
     broken = tmp_path / "broken.ipynb"
     nbformat.write(nb, broken)
-    result = CliRunner().invoke(cli, ["report", "daily", "--date", (AS_OF - timedelta(days=2)).isoformat(),
+    result = CliRunner().invoke(cli, ["report", "daily", "--date", SOME_DAY.isoformat(),
                                       "--notebook", str(broken)])
     assert result.exit_code != 0
     assert "ValueError: the fee table is on fire" in result.output
@@ -124,6 +161,7 @@ def test_a_failing_cell_names_its_error_and_the_partial_notebook(env, demo_db, t
     assert any(o.get("ename") == "ValueError" for c in executed.cells for o in c.get("outputs", []))
 
 
+@pytest.mark.slow
 def test_nbval_passes_on_the_report_notebook(demo_db, repo, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYOPS_", "STRIPE_"))}
     env.update(PAYOPS_DB=str(demo_db), PAYOPS_REPORTS_DIR=str(tmp_path / "reports"))
