@@ -4,6 +4,11 @@ DuckDB lets one process hold a database file at a time, so no payops call keeps 
 connection between calls: each opens, works and closes. A call that meets another
 process's lock retries with backoff until ``PAYOPS_DB_TIMEOUT`` (default 30 s) and then
 raises :class:`~payops.errors.DatabaseBusy` naming the holder.
+
+:func:`query` is the analysts' door and is sandboxed: one statement (a second one is
+refused, not ignored), on a read-only connection with DuckDB's external access disabled and
+its configuration locked, so a query cannot write, COPY, ATTACH, INSTALL/LOAD extensions or
+read any other file (``read_csv('/etc/passwd')``).
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import duckdb
 import pandas as pd
 
 from payops.config import get_settings
-from payops.errors import DatabaseBusy, DatabaseError
+from payops.errors import DatabaseBusy, DatabaseError, QueryRefused
 
-__all__ = ["connect", "transaction", "query", "migrate", "MIGRATIONS", "database_path"]
+__all__ = ["connect", "transaction", "query", "migrate", "MIGRATIONS", "database_path", "SANDBOX_CONFIG",
+           "QUERY_STATEMENTS"]
 
 _LOCK_RE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
 _HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>\S+)(?: \(PID (?P<pid>\d+)\))?", re.I)
@@ -57,12 +63,13 @@ def _holder(message: str) -> str:
     return f"PID {m.group('pid')} ({exe})" if m.group("pid") else exe
 
 
-def _open(path: Path, timeout: float, read_only: bool) -> duckdb.DuckDBPyConnection:
+def _open(path: Path, timeout: float, read_only: bool,
+          config: dict[str, Any] | None = None) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
         except duckdb.IOException as exc:
             message = str(exc)
             if not _LOCK_RE.search(message):
@@ -147,14 +154,80 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+# The analysts' sandbox. `enable_external_access` off: no COPY, ATTACH, INSTALL/LOAD, read_* of
+# files, replacement scans of Python variables; `lock_configuration` last, so no SET/RESET can
+# turn any of it back on from inside a query (it is set after TimeZone: see _sandboxed).
+SANDBOX_CONFIG: dict[str, Any] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+}
+
+
+def _sandboxed(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    # TimeZone belongs to the built-in ICU extension, which a connect-time config cannot name.
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET lock_configuration = true")
+    return con
+# What an analyst may run: a SELECT (also DESCRIBE, SHOW, FROM ..., WITH ...) or its EXPLAIN.
+QUERY_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def _one_statement(sql: str) -> str:
+    """The single statement ``sql`` holds, or :class:`~payops.errors.QueryRefused` saying why not."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise QueryRefused("query refused: no SQL statement given")
+    parser = _sandboxed(duckdb.connect(":memory:", config=dict(SANDBOX_CONFIG)))
+    try:
+        statements = parser.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRefused(f"query refused: {str(exc).splitlines()[0]}") from None
+    finally:
+        parser.close()
+    if len(statements) != 1:
+        raise QueryRefused(f"query refused: it holds {len(statements)} statements; payops.query runs exactly one "
+                           "(nothing was run)")
+    kind = statements[0].type.name
+    if kind not in QUERY_STATEMENTS:
+        raise QueryRefused(f"query refused: {kind} statements are not allowed; analysts' queries only read "
+                           "(SELECT, DESCRIBE, SHOW, EXPLAIN)")
+    return sql
+
+
 def query(sql: str, params: Any = None, *, db: str | Path | None = None) -> pd.DataFrame:
-    """Run one SQL statement and return its rows as a DataFrame; the connection is closed before returning.
+    """Run one read-only SQL statement and return its rows as a DataFrame.
+
+    The statement runs in a sandbox: a read-only connection with DuckDB's external access
+    off and its configuration locked, so it cannot change the database or touch any other
+    file (no COPY, ATTACH, INSTALL/LOAD, ``read_csv`` of a path). The connection is closed
+    before returning.
 
     Example: ``payops.query("SELECT currency, sum(amount) FROM charges GROUP BY 1")``.
+
+    Args:
+        sql: exactly one SELECT (or DESCRIBE / SHOW / EXPLAIN) statement.
+        params: values for its ``?`` placeholders.
+        db: database path (default ``PAYOPS_DB``).
+
+    Raises:
+        QueryRefused: more than one statement, or one that is not a read.
+        DatabaseError: the statement failed (including a sandbox refusal such as reading a file).
     """
-    with connect(db) as con:
-        try:
-            rel = con.execute(sql, params) if params is not None else con.execute(sql)
-            return rel.df()
-        except duckdb.Error as exc:
-            raise DatabaseError(f"query failed: {str(exc).splitlines()[0]}") from None
+    _one_statement(sql)
+    path = database_path(db)
+    settings = get_settings()
+    if not path.exists() and settings.single_user:
+        with connect(path):  # a first query creates the (empty, migrated) database, as every command does
+            pass
+    if not path.exists():
+        raise DatabaseError(f"no database at {path}; run `payops init` or `payops demo` first")
+    con = _open(path, settings.db_timeout, True, SANDBOX_CONFIG)
+    try:
+        _sandboxed(con)
+        rel = con.execute(sql, params) if params is not None else con.execute(sql)
+        return rel.df()
+    except duckdb.Error as exc:
+        raise DatabaseError(f"query failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        con.close()

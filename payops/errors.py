@@ -61,6 +61,10 @@ class DatabaseBusy(TransientError):
     """The database is held by another process."""
 
 
+class QueryRefused(InvalidInput):
+    """The query was refused: analysts' queries run one read-only statement."""
+
+
 class IngestError(InvalidInput):
     """A Stripe object could not be ingested."""
 
