@@ -264,8 +264,8 @@ class _Gen:
         self.seed, self.days, self.n_customers, self.as_of = seed, days, customers, as_of
         self.end = _moment(as_of)
         self.start = self.end - days * DAY
-        large = get_settings().refunds.get("large_above", {"default": "50.00"})
-        self.large = {c: from_decimal(str(large.get(c, large.get("default", "50.00"))), c) for c in _PRICES}
+        policy = get_settings().refund_policy
+        self.large = {c: policy.large_threshold(c) for c in _PRICES}
 
     def ident(self, prefix: str, n: int = 22) -> str:
         # ids are sliced from a block drawn 4,096 ids at a time: one rng call instead of one per id

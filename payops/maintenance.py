@@ -1190,7 +1190,7 @@ def fix(
     if unknown:
         raise InvalidInput(f"unknown kind(s): {', '.join(sorted(unknown))} (known: {', '.join(FIX_KINDS)})")
     age = parse_age(stuck_after) if stuck_after is not None else \
-        timedelta(hours=float(settings.refunds.get("stuck_processing_hours", 1)))
+        settings.refund_policy.stuck_after
     who = _user(user)
     stripe = _Stripe(api)
     now = _now(now)

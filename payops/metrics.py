@@ -437,7 +437,7 @@ def kpis_of(s: pd.DataFrame) -> list[dict]:
 
     for row in s.itertuples(index=False):
         cur = row.currency.upper()
-        v, t = row.success_rate, float(limits["min_success_rate"])
+        v, t = row.success_rate, float(limits.min_success_rate)
         if pd.isna(v):
             add("success_rate", "Success rate", None, t, True, f"{cur} success rate: no payments", row.currency)
         else:
@@ -445,7 +445,7 @@ def kpis_of(s: pd.DataFrame) -> list[dict]:
             add("success_rate", "Success rate", float(v), t, ok,
                 f"{cur} success rate {_pct(v)} " + (f"(minimum {_pct(t)})" if ok else f"is below the {_pct(t)} minimum"),
                 row.currency)
-        v, t = row.failed_rate, float(limits["max_failed_rate"])
+        v, t = row.failed_rate, float(limits.max_failed_rate)
         if pd.isna(v):
             add("failed_rate", "Failed payments", None, t, True, f"{cur} failed payments: no payments", row.currency)
         else:
@@ -453,7 +453,7 @@ def kpis_of(s: pd.DataFrame) -> list[dict]:
             add("failed_rate", "Failed payments", float(v), t, ok,
                 f"{cur} failed payments {_pct(v)} " + (f"(maximum {_pct(t)})" if ok else f"are above the {_pct(t)} maximum"),
                 row.currency)
-        v, t = row.processing_hours_p90, float(limits["max_processing_hours"])
+        v, t = row.processing_hours_p90, float(limits.max_processing_hours)
         if pd.isna(v):
             add("processing_hours_p90", "Refund processing (p90)", None, t, True,
                 f"{cur} refund processing: nothing processed", row.currency)
@@ -464,7 +464,7 @@ def kpis_of(s: pd.DataFrame) -> list[dict]:
                 + (f"(under {t:g} h)" if ok else f"which is not under the {t:g} h limit"),
                 row.currency)
     pending = int(s["pending_requests"].sum()) if len(s) else 0
-    t = int(limits["max_pending_requests"])
+    t = int(limits.max_pending_requests)
     ok = pending <= t
     add("pending_requests", "Pending refund requests", pending, t, ok,
         f"{pending} refund requests pending " + (f"(maximum {t})" if ok else f"which is above the maximum of {t}"),
@@ -614,7 +614,7 @@ def refund_requests_breakdown(start: date, end: date, *, db=None, tz: str | None
     """
     start, end = _check_range(start, end)
     lo, hi = _bounds(start, end, _tz(tz))
-    r = get_settings().refunds
+    policy = get_settings().refund_policy
     now = now or datetime.now(UTC)
     with _reader(db) as con:
         large_sql, large_params = _large_values(con)
@@ -631,8 +631,7 @@ def refund_requests_breakdown(start: date, end: date, *, db=None, tz: str | None
             WHERE rr.requested_at >= ? AND rr.requested_at < ?
             GROUP BY ALL ORDER BY rr.currency, rr.status, priority
             """,
-            large_params + [now - timedelta(days=r["urgent_after_days"]),
-                            now - timedelta(days=r["high_after_days"]), lo, hi],
+            large_params + [now - policy.urgent_after, now - policy.high_after, lo, hi],
         ).df()
 
 

@@ -37,8 +37,8 @@ import pandas as pd
 from payops import audit
 from payops.config import get_settings
 from payops.db import connect, transaction
-from payops.errors import InvalidInput, MoneyError, NotEligible, NotFound, PayopsError, StripeError, TransientError
-from payops.money import THREE_DECIMAL, ZERO_DECIMAL, format_amount, from_decimal
+from payops.errors import InvalidInput, NotEligible, NotFound, PayopsError, StripeError, TransientError
+from payops.money import format_amount
 
 __all__ = [
     "STATUSES", "REASONS", "PRIORITIES", "OPEN_STATUSES", "Verdict", "ActionResult",
@@ -117,34 +117,10 @@ def idempotency_key(request_id: int, retries: int = 0) -> str:
 def large_threshold(currency: str, settings=None) -> int:
     """The LARGE threshold for ``currency`` in minor units (``[refunds] large_above``).
 
-    A configured value with more decimals than the currency has (``"50.50"`` for JPY) is
-    rounded down to a whole minor unit instead of refusing the whole queue.
+    A default with more decimals than the currency has (``"50.50"`` for JPY) is rounded
+    down to a whole minor unit instead of refusing the whole queue.
     """
-    settings = settings or get_settings()
-    table = {str(k).lower(): v for k, v in settings.refunds["large_above"].items()}
-    raw = str(table.get(currency.lower(), table.get("default", "50.00")))
-    try:
-        return from_decimal(raw, currency)
-    except MoneyError:
-        from decimal import ROUND_DOWN, Decimal
-
-        exp = 0 if currency.lower() in ZERO_DECIMAL else 3 if currency.lower() in THREE_DECIMAL else 2
-        return int((Decimal(raw).scaleb(exp)).to_integral_value(rounding=ROUND_DOWN))
-
-
-def _cap(currency: str, settings) -> int | None:
-    raw = settings.refunds.get("auto_approve_cap")
-    if raw in (None, ""):
-        return None
-    if isinstance(raw, dict):
-        table = {str(k).lower(): v for k, v in raw.items()}
-        raw = table.get(currency.lower(), table.get("default"))
-        if raw is None:
-            return None
-    try:
-        return from_decimal(str(raw), currency)
-    except MoneyError:
-        return None
+    return (settings or get_settings()).refund_policy.large_threshold(currency)
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict]:
@@ -312,11 +288,12 @@ def _verdict(con: duckdb.DuckDBPyConnection, payment_id: str, amount: int | None
         elif amount > refundable and refundable > 0:
             reasons.append(f"{fmt(amount)} is more than the refundable {fmt(refundable)} (captured {fmt(captured)}"
                            f" - refunded {fmt(refunded)} - open requests {fmt(open_requests)})")
-    window = settings.refunds.get("refund_window_days")
-    if window and created is not None:
+    window = settings.refund_policy.refund_window
+    if window is not None and created is not None:
         age = now - created
-        if age > timedelta(days=float(window)):
-            reasons.append(f"payment {name} was made {age.days} days ago, outside the {window}-day refund window")
+        if age > window:
+            reasons.append(f"payment {name} was made {age.days} days ago, outside the "
+                           f"{settings.refund_policy.refund_window_days:g}-day refund window")
     return Verdict(eligible=not reasons, reasons=reasons, payment=payment)
 
 
@@ -413,8 +390,8 @@ def _priority_sql(con: duckdb.DuckDBPyConnection, settings, now: datetime) -> tu
         th = f"th(currency, large) AS (VALUES {values})"
     else:
         th = "th(currency, large) AS (SELECT NULL::VARCHAR, NULL::BIGINT WHERE false)"
-    urgent = now - timedelta(days=float(settings.refunds["urgent_after_days"]))
-    high = now - timedelta(days=float(settings.refunds["high_after_days"]))
+    urgent = now - settings.refund_policy.urgent_after
+    high = now - settings.refund_policy.high_after
     params += [urgent, high, now]
     cut = "cut AS (SELECT ?::TIMESTAMPTZ AS urgent_before, ?::TIMESTAMPTZ AS high_before, ?::TIMESTAMPTZ AS now_)"
     return f"WITH {th}, {cut}", params
@@ -762,7 +739,7 @@ def apply_policy(*, db=None, now: datetime | None = None) -> list[ActionResult]:
                ORDER BY r.requested_at, r.id""", [now]))
     out = []
     for c in candidates:
-        cap = _cap(c["currency"], settings)
+        cap = settings.refund_policy.auto_approve_cap(c["currency"])
         if c["amount"] > large_threshold(c["currency"], settings) or (cap is not None and c["amount"] > cap):
             continue
 
@@ -849,7 +826,7 @@ def _send(row: dict, api, actor: str, db, *, look_first: bool) -> ActionResult:
                                  api.list_refunds(payment_intent=row["payment_intent"]), rid)
             if found is not None:
                 return _record_refund(row, found, actor, db)
-        send_reason = get_settings().refunds.get("send_reason", True)
+        send_reason = get_settings().refund_policy.send_reason
         refund = api.create_refund(
             idempotency_key=idempotency_key(rid, int(row.get("retries") or 0)),
             charge=charge, payment_intent=None if charge else row["payment_intent"],
@@ -960,11 +937,11 @@ def process(*, limit: int | None = None, dry_run: bool = False, user: str | None
                                             f"request {rid}: would fail, not eligible: " + "; ".join(v.reasons)))
         return out
     if not todo and ids is None:
-        stuck = timedelta(hours=float(settings.refunds.get("stuck_processing_hours", 1)))
+        stuck = settings.refund_policy.stuck_after
         return reconcile(user=who, db=db, api=api, older_than=stuck)
     client = _client(api) if todo else None
     if ids is None:
-        stuck = timedelta(hours=float(settings.refunds.get("stuck_processing_hours", 1)))
+        stuck = settings.refund_policy.stuck_after
         out += reconcile(user=who, db=db, api=client, older_than=stuck)
     for rid in todo:
         row, problem = _start(rid, who, db, settings)

@@ -468,7 +468,7 @@ class Report:
         for c in cur:
             d = df[df["currency"] == c]
             rate_ax.plot(pd.to_datetime(d["day"]), d["success_rate"] * 100, marker="o", label=c.upper())
-        limit = float(get_settings().kpis["min_success_rate"]) * 100
+        limit = float(get_settings().kpis.min_success_rate) * 100
         rate_ax.axhline(limit, color="#C44E52", linestyle="--", linewidth=1, label=f"KPI {limit:g}%")
         rate_ax.set_ylabel("success %")
         rate_ax.set_title("Success rate per day (succeeded / decided payments)")
@@ -543,7 +543,7 @@ class Report:
         df = self._data["processing"].result()
         if df.empty:
             return self._empty("No refund requests processed in this period.")
-        limit = float(get_settings().kpis["max_processing_hours"])
+        limit = float(get_settings().kpis.max_processing_hours)
         fig, (ax,) = self._grid(1, 3.2, bottom=0.7)
         top = max(float(df["hours"].max()), limit) * 1.05
         bins = [top * i / 24 for i in range(25)]
