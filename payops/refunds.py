@@ -44,7 +44,7 @@ __all__ = [
     "STATUSES", "REASONS", "PRIORITIES", "OPEN_STATUSES", "Verdict", "ActionResult",
     "check", "request", "get", "queue", "queue_count", "pending_by_priority", "approve",
     "reject", "apply_policy", "process", "reconcile", "history", "sync_refund_failures",
-    "large_threshold", "idempotency_key",
+    "large_threshold", "idempotency_key", "SORTS", "customer_history",
 ]
 
 STATUSES = ("PENDING", "APPROVED", "REJECTED", "PROCESSING", "PROCESSED", "FAILED")
@@ -405,7 +405,8 @@ _FLAGS = """
 """
 
 
-def _filters(status, priority, currency, min_amount, search) -> tuple[list[str], list[str], list]:
+def _filters(status, priority, currency, min_amount, search, customer=None,
+             waiting_for=None) -> tuple[list[str], list[str], list]:
     """(where on requests, where on flags, params in order)."""
     where, params = [], []
     if status is not None:
@@ -427,7 +428,7 @@ def _filters(status, priority, currency, min_amount, search) -> tuple[list[str],
         where.append("(r.customer ILIKE ? OR c.email ILIKE ? OR c.name ILIKE ? OR r.payment_intent ILIKE ?"
                      " OR r.charge ILIKE ?)")
         params += [f"%{search.strip()}%"] * 5
-    flag_where = []
+    flag_where = _reviewer_filters(customer, waiting_for, where, params)
     if priority:
         prios = [priority] if isinstance(priority, str) else list(priority)
         ors = []
@@ -447,9 +448,28 @@ def _filters(status, priority, currency, min_amount, search) -> tuple[list[str],
     return where, flag_where, params
 
 
-def _base_sql(con, settings, now, status, priority, currency, min_amount, search) -> tuple[str, list]:
+def _reviewer_filters(customer, waiting_for, where: list[str], params: list) -> list[str]:
+    """The review app's filters (one customer; "waiting for me"), appended to ``where``/``params``.
+
+    Returns the conditions on the priority flags.
+    """
+    flag_where = []
+    if customer:
+        where.append("r.customer = ?")
+        params.append(customer)
+    if waiting_for:
+        # LARGE, first approval given, and the second may come from this senior (four-eyes).
+        where.append("r.status = 'PENDING' AND r.first_approver IS NOT NULL AND r.first_approver <> ?"
+                     " AND coalesce(r.requested_by, '') <> ?")
+        params += [waiting_for, waiting_for]
+        flag_where.append("is_large")
+    return flag_where
+
+
+def _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer=None,
+              waiting_for=None) -> tuple[str, list]:
     head, params = _priority_sql(con, settings, now)
-    where, flag_where, fparams = _filters(status, priority, currency, min_amount, search)
+    where, flag_where, fparams = _filters(status, priority, currency, min_amount, search, customer, waiting_for)
     sql = f"""{head},
     base AS (
         SELECT r.*, c.email AS customer_email, c.name AS customer_name,
@@ -477,9 +497,19 @@ QUEUE_COLUMNS = (
 )
 
 
-def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, limit=50,
-          offset=0, db=None, now=None) -> pd.DataFrame:
-    """One page of the review queue, in priority order.
+# The queue's orders; amounts are compared within a currency only (minor units of two
+# currencies are not comparable), so "amount" groups by currency first.
+_ORDERS = {
+    "priority": "priority_rank, requested_at, id",
+    "age": "requested_at, id",
+    "amount": "currency, amount DESC, requested_at, id",
+}
+SORTS = tuple(_ORDERS)
+
+
+def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, customer=None,
+          waiting_for=None, sort="priority", limit=50, offset=0, db=None, now=None) -> pd.DataFrame:
+    """One page of the review queue, in priority order (or by age or amount).
 
     Order: URGENT, then HIGH, then the others; LARGE first within each; then oldest first.
     Priorities are computed in SQL, so the first page of 100,000 requests is a top-N query.
@@ -490,6 +520,11 @@ def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None,
         currency: only this currency.
         min_amount: only requests of at least this many minor units.
         search: case-insensitive substring of customer id, email, name, payment intent or charge.
+        customer: only this customer's requests (an exact customer id).
+        waiting_for: only LARGE PENDING requests whose second approval this user (a senior) may
+            give: first approval given by someone else, not requested by this user.
+        sort: one of :data:`SORTS`: ``priority`` (the queue order), ``age`` (oldest first) or
+            ``amount`` (largest first within each currency, currencies in alphabetical order).
         limit, offset: the page.
         now: the moment ages are measured from (default now).
 
@@ -498,16 +533,20 @@ def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None,
     """
     settings = get_settings()
     now = now or _now()
+    if sort not in _ORDERS:
+        raise InvalidInput(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+    order = _ORDERS[sort]
     with connect(db) as con:
-        sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search)
+        sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer,
+                                waiting_for)
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset or 0)}"
         df = con.execute(
             f"""{sql},
-            page AS (SELECT * FROM ranked ORDER BY priority_rank, requested_at, id {page})
+            page AS (SELECT * FROM ranked ORDER BY {order} {page})
             SELECT page.*, coalesce(ch.livemode, pi.livemode) AS livemode
             FROM page LEFT JOIN charges ch ON ch.id = page.charge
                       LEFT JOIN payment_intents pi ON pi.id = page.payment_intent
-            ORDER BY priority_rank, requested_at, id""",
+            ORDER BY {order}""",
             params,
         ).df()
     if df.empty:
@@ -520,13 +559,14 @@ def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None,
     return df[list(QUEUE_COLUMNS)].reset_index(drop=True)
 
 
-def queue_count(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, db=None,
-                now=None, **_: Any) -> int:
+def queue_count(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, customer=None,
+                waiting_for=None, db=None, now=None, **_: Any) -> int:
     """How many requests :func:`queue` would list with the same filters (all pages)."""
     settings = get_settings()
     now = now or _now()
     with connect(db) as con:
-        sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search)
+        sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer,
+                                waiting_for)
         return int(con.execute(f"{sql} SELECT count(*) FROM ranked", params).fetchone()[0])
 
 
@@ -545,6 +585,36 @@ def pending_by_priority(*, db=None, now=None) -> dict[str, int]:
                        count(*) FILTER (WHERE NOT (is_urgent OR is_high OR is_large)) FROM ranked""",
             params).fetchone()
     return {"URGENT": int(u), "HIGH": int(h), "LARGE": int(lg), "NORMAL": int(n)}
+
+
+def customer_history(customer: str, *, exclude: int | None = None, limit: int = 100,
+                     db=None) -> dict[str, pd.DataFrame]:
+    """What a reviewer wants to know about a customer before deciding one of their requests.
+
+    Args:
+        customer: the customer id (``cus_...``).
+        exclude: a request id to leave out (the one being reviewed).
+        limit: at most this many rows of each kind (newest first).
+
+    Returns:
+        ``{"requests": ..., "disputes": ...}``: the customer's other refund requests (id,
+        status, amount, currency, reason, requested_at, decided_by, decided_at, payment_intent,
+        charge), newest first, open ones (:data:`OPEN_STATUSES`) included; and the disputes
+        on their payments (id, charge, payment_intent, amount, currency, status, reason,
+        created), newest first.
+    """
+    with connect(db) as con:
+        requests = con.execute(
+            "SELECT id, status, amount, currency, reason, requested_at, decided_by, decided_at, payment_intent, "
+            "charge FROM refund_requests WHERE customer = ? AND id <> ? ORDER BY requested_at DESC, id DESC LIMIT ?",
+            [customer, -1 if exclude is None else int(exclude), int(limit)]).df()
+        disputes = con.execute(
+            """SELECT d.id, d.charge, d.payment_intent, d.amount, d.currency, d.status, d.reason, d.created
+               FROM disputes d LEFT JOIN charges c ON c.id = d.charge
+                               LEFT JOIN payment_intents pi ON pi.id = d.payment_intent
+               WHERE coalesce(c.customer, pi.customer) = ?
+               ORDER BY d.created DESC, d.id DESC LIMIT ?""", [customer, int(limit)]).df()
+    return {"requests": requests, "disputes": disputes}
 
 
 # --------------------------------------------------------------------------- decisions

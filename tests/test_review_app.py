@@ -14,6 +14,7 @@ import pytest
 
 from payops import refunds
 from payops.audit import list_rows
+from payops.errors import PayopsError
 from payops.ingest import ingest_objects
 from payops.ui.review import RefundReview
 
@@ -293,7 +294,8 @@ def test_the_app_holds_no_database_connection(requests, db_path):
     app.select([requests["pi_0"]])
     # Another process can open (and write) the file while the app is alive.
     code = ("import duckdb, sys; con = duckdb.connect(sys.argv[1]);"
-            " con.execute('CREATE TABLE probe AS SELECT 1 AS x'); print(con.execute('SELECT x FROM probe').fetchone()[0])")
+            " con.execute('CREATE TABLE probe AS SELECT 1 AS x');"
+            " print(con.execute('SELECT x FROM probe').fetchone()[0])")
     out = subprocess.run([sys.executable, "-c", code, str(db_path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "1"
@@ -313,3 +315,55 @@ def test_an_empty_database_shows_an_empty_queue(db_path):
     assert "No refund requests match" in app.w_empty.value
     assert all(line.layout.display == "none" for line in app._row_lines)
     assert app.w_prev.disabled and app.w_next.disabled
+
+
+# --------------------------------------------------------------------- library reads the app uses
+def test_queue_sorts_by_age_amount_and_priority(requests):
+    base = datetime.now(UTC)
+    by_age = refunds.queue(sort="age", limit=None, now=base)
+    assert list(by_age["id"]) == sorted(requests.values())  # made one after the other
+    by_amount = refunds.queue(sort="amount", limit=None, now=base)
+    # Amounts compare within a currency only: EUR first (alphabetical), each largest first.
+    pairs = list(zip(by_amount["currency"], by_amount["amount"], strict=True))
+    assert pairs == sorted(pairs, key=lambda p: (p[0], -p[1]))
+    assert pairs[0] == ("eur", _amount(18))
+    by_priority = refunds.queue(limit=None, now=base)
+    assert list(by_priority["id"]) == list(refunds.queue(sort="priority", limit=None, now=base)["id"])
+    with pytest.raises(PayopsError, match="unknown sort"):
+        refunds.queue(sort="id; DROP TABLE refund_requests")
+
+
+def test_waiting_for_lists_large_requests_a_senior_may_second(requests, roles):
+    large = [requests[f"pi_{i}"] for i in (16, 20, 23)]  # 52.00, 60.00, 66.00
+    refunds.approve(large[:2], user="ana")  # first approvals
+    assert refunds.queue_count(waiting_for="carla") == 2
+    assert set(refunds.queue(waiting_for="carla")["id"]) == set(large[:2])
+    assert refunds.queue_count(waiting_for="ana") == 0  # ana gave the first approvals
+    refunds.approve(large[0], user="carla")  # second approval: no longer waiting
+    assert list(refunds.queue(waiting_for="carla")["id"]) == [large[1]]
+
+
+def test_customer_history_lists_other_requests_and_disputes(requests, db_path):
+    ts = int(time.time()) - 7200
+    extra = [
+        F.payment_intent("pi_h1", customer="cus_3", latest_charge="ch_h1", amount=1000,
+                         amount_received=1000, created=ts),
+        F.charge("ch_h1", customer="cus_3", payment_intent="pi_h1", amount=1000, amount_captured=1000,
+                 balance_transaction=None, created=ts),
+        F.payment_intent("pi_h2", customer="cus_3", latest_charge="ch_h2", amount=1500,
+                         amount_received=1500, created=ts),
+        F.charge("ch_h2", customer="cus_3", payment_intent="pi_h2", amount=1500, amount_captured=1500,
+                 balance_transaction=None, disputed=True, created=ts),
+        F.dispute("dp_h2", charge="ch_h2", payment_intent="pi_h2", amount=1500, created=ts),
+    ]
+    ingest_objects(extra, db=db_path)
+    earlier = refunds.request("pi_h1", reason="duplicate", requested_by="support")
+    refunds.reject(earlier["id"], note="duplicate of another", user="tester")
+    hist = refunds.customer_history("cus_3", exclude=requests["pi_3"])
+    assert list(hist["requests"]["id"]) == [earlier["id"]]
+    assert hist["requests"].iloc[0]["status"] == "REJECTED"
+    assert list(hist["disputes"]["id"]) == ["dp_h2"]
+    both = refunds.customer_history("cus_3")
+    assert set(both["requests"]["id"]) == {earlier["id"], requests["pi_3"]}
+    assert refunds.customer_history("cus_none")["requests"].empty
+    assert refunds.queue_count(customer="cus_3", status=None) == 2
