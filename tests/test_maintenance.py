@@ -53,7 +53,8 @@ def request(rid: int, n: int, status: str, *, refund_id: str | None = None, upda
         con.execute(
             "INSERT INTO refund_requests (id, payment_intent, charge, customer, amount, currency, reason, status, "
             "requested_by, requested_at, first_approver, decided_by, decided_at, stripe_refund_id, processed_at, "
-            "updated_at) VALUES (?, ?, ?, 'cus_1', 1000, 'usd', 'requested_by_customer', ?, 'ana', ?, 'ben', 'ben', ?, ?, ?, ?)",
+            "updated_at) VALUES (?, ?, ?, 'cus_1', 1000, 'usd', 'requested_by_customer', ?, 'ana', ?, 'ben', 'ben', "
+            "?, ?, ?, ?)",
             [rid, f"pi_{n}", f"ch_{n}", status, at, at, refund_id,
              at if status == "PROCESSED" else None, updated or at])
 
@@ -198,3 +199,101 @@ def test_unknown_kind_is_refused():
     result = CliRunner().invoke(cli, ["fix", "--kind", "nonsense"], catch_exceptions=False)
     assert result.exit_code == 2 and result.output.startswith("Error: unknown kind(s): nonsense")
     assert len(FIX_KINDS) == 7
+
+
+# --------------------------------------------------------------------------- the registry, one check at a time
+# Each seed builds exactly one inconsistency of its kind (Stripe, the fake, holds the truth) and
+# returns the entity_id the check must name.
+
+
+def seed_refund_for_unprocessed(fake: FakeStripe) -> str:
+    ingest_objects([f.customer("cus_1")] + payment(3, refunded=1000) + [refund(3, 1000, request_id=3)], version=T)
+    request(3, 3, "APPROVED")
+    return "3"
+
+
+def seed_stuck(fake: FakeStripe) -> str:
+    for obj in [f.customer("cus_1")] + payment(7, refunded=1000) + [refund(7, 1000, request_id=7)]:
+        fake.add(obj)
+    ingest_objects([f.customer("cus_1")] + payment(7), version=T)
+    request(7, 7, "PROCESSING", updated=datetime.now(UTC) - timedelta(hours=3))
+    return "7"
+
+
+def seed_processed_without_refund(fake: FakeStripe) -> str:
+    for obj in [f.customer("cus_1")] + payment(1, refunded=1000) + [refund(1, 1000, request_id=1)]:
+        fake.add(obj)
+    ingest_objects([f.customer("cus_1")] + payment(1), version=T)
+    request(1, 1, "PROCESSED")
+    return "1"
+
+
+def seed_charge_mismatch(fake: FakeStripe) -> str:
+    for obj in [f.customer("cus_1")] + payment(4, refunded=500) + [refund(4, 500)]:
+        fake.add(obj)
+    ingest_objects([f.customer("cus_1")] + payment(4) + [refund(4, 500)], version=T)
+    return "ch_4"
+
+
+def seed_charge_without_bt(fake: FakeStripe) -> str:
+    for obj in [f.customer("cus_1")] + payment(5):
+        fake.add(obj)
+    ingest_objects([f.customer("cus_1")] + [o for o in payment(5) if o["id"] != "txn_5"], version=T)
+    return "ch_5"
+
+
+def seed_booking_without_payment(fake: FakeStripe) -> str:
+    for obj in [f.customer("cus_1")] + payment(6):
+        fake.add(obj)
+    ingest_objects([f.customer("cus_1")], version=T)
+    with connect() as con:
+        con.execute("INSERT INTO bookings VALUES ('bk_6', 'pi_6', 'cus_1', 'tut_1', ?, 'completed', ?)",
+                    [datetime.fromtimestamp(T, UTC)] * 2)
+    return "bk_6"
+
+
+def seed_stale_metrics(fake: FakeStripe) -> str:
+    from payops.metrics import compute_daily
+
+    ingest_objects([f.customer("cus_1")] + payment(8), version=T)
+    day = datetime.fromtimestamp(T, UTC).date()
+    compute_daily(day, day)
+    with connect() as con:
+        con.execute("UPDATE daily_metrics SET computed_at = computed_at - INTERVAL 2 DAY, gross_volume = 1")
+    return str(day)
+
+
+SEEDS = {
+    "refund_for_unprocessed_request": seed_refund_for_unprocessed,
+    "request_stuck_processing": seed_stuck,
+    "request_processed_without_refund": seed_processed_without_refund,
+    "charge_refunded_mismatch": seed_charge_mismatch,
+    "charge_without_balance_transaction": seed_charge_without_bt,
+    "booking_unknown_payment_intent": seed_booking_without_payment,
+    "daily_metrics_stale": seed_stale_metrics,
+}
+
+
+def test_the_registry_is_what_fix_runs():
+    from payops.maintenance import CHECKS
+
+    assert FIX_KINDS == tuple(c.kind for c in CHECKS)
+    assert set(SEEDS) == set(FIX_KINDS)  # a new check needs its seed here
+
+
+@pytest.mark.parametrize("kind", FIX_KINDS)
+def test_each_check_finds_its_seeded_inconsistency_and_its_repair_clears_it(kind, fake):
+    entity_id = SEEDS[kind](fake)
+    before = snapshot()
+    found = fix(kinds=[kind], dry_run=True)
+    assert [(x.kind, x.entity_id, x.repairable, x.repaired) for x in found] == [(kind, entity_id, True, False)]
+    assert snapshot() == before
+
+    done = fix(kinds=[kind])
+    assert [(x.kind, x.entity_id, x.repaired) for x in done] == [(kind, entity_id, True)], done[0].outcome
+    with connect() as con:
+        audit_rows = con.execute("SELECT entity_id FROM audit_log WHERE action = ?",
+                                 [f"maintenance.fix.{kind}"]).fetchall()
+    assert audit_rows == [(entity_id,)]
+
+    assert fix(kinds=[kind]) == []  # the second pass finds nothing

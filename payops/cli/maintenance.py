@@ -6,11 +6,9 @@ from pathlib import Path
 
 import click
 
+from payops import maintenance
+from payops.audit import verify_chain
 from payops.cli.core import DB_OPTION
-
-# `audit verify` attaches to the `audit` group; if that group is not registered yet when
-# this module registers, the command waits here for whoever wires it.
-PENDING_AUDIT_COMMANDS: list[click.Command] = []
 
 
 @click.command()
@@ -18,10 +16,7 @@ PENDING_AUDIT_COMMANDS: list[click.Command] = []
 @click.option("--stuck-after", metavar="AGE", default=None,
               help="PROCESSING longer than this is stuck, e.g. 1h or 2d (default: [refunds] stuck_processing_hours).")
 @click.option("--kind", "kinds", multiple=True, metavar="KIND",
-              help="Only this kind of check (repeatable): " + ", ".join(
-                  ["request_processed_without_refund", "refund_for_unprocessed_request", "charge_refunded_mismatch",
-                   "charge_without_balance_transaction", "booking_unknown_payment_intent",
-                   "request_stuck_processing", "daily_metrics_stale"]) + ".")
+              help="Only this kind of check (repeatable): " + ", ".join(maintenance.FIX_KINDS) + ".")
 @click.option("--archive", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Archive folder whose objects count as present (default: $PAYOPS_ARCHIVE_DIR).")
 @DB_OPTION
@@ -31,9 +26,7 @@ def fix(dry_run: bool, stuck_after: str | None, kinds: tuple[str, ...], archive:
     Exits 1 when something is left that could not be repaired (with --dry-run: when
     anything was found).
     """
-    from payops.maintenance import fix as run_fix
-
-    findings = run_fix(dry_run=dry_run, stuck_after=stuck_after, kinds=kinds or None, archive=archive, db=db)
+    findings = maintenance.fix(dry_run=dry_run, stuck_after=stuck_after, kinds=kinds or None, archive=archive, db=db)
     for f in findings:
         click.echo(f.line(dry_run))
     if not findings:
@@ -61,9 +54,7 @@ def cleanup(older_than: str, archive: Path | None, dry_run: bool, db: Path | Non
 
     Refund requests, audit rows, bookings and daily_metrics are never deleted.
     """
-    from payops.maintenance import cleanup as run_cleanup
-
-    result = run_cleanup(older_than, archive=archive, dry_run=dry_run, db=db, progress=True)
+    result = maintenance.cleanup(older_than, archive=archive, dry_run=dry_run, db=db, progress=True)
     verb = "would archive" if dry_run else "archived and deleted"
     click.echo(f"Cutoff {result.cutoff:%Y-%m-%d %H:%M} UTC, archive {result.archive}")
     for table, n in result.tables.items():
@@ -78,9 +69,7 @@ def cleanup(older_than: str, archive: Path | None, dry_run: bool, db: Path | Non
 @DB_OPTION
 def restore(archive: Path, db: Path | None) -> None:
     """Bring an archive folder back into the database (newer-wins; running it twice is harmless)."""
-    from payops.maintenance import restore as run_restore
-
-    result = run_restore(archive, db=db)
+    result = maintenance.restore(archive, db=db)
     for table, c in result.tables.items():
         click.echo(f"  {table:<22}{c['new']:>8,} new {c['updated']:>8,} updated {c['unchanged']:>8,} unchanged")
     click.echo(f"Restored {result.new:,} new and {result.updated:,} newer row(s) from {archive}.")
@@ -97,9 +86,7 @@ def restore(archive: Path, db: Path | None) -> None:
 def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: tuple[Path, ...],
                    db: Path | None) -> None:
     """Remove one customer's personal data from every table, the archive and exports (amounts and ids stay)."""
-    from payops.maintenance import erase_customer as run_erase
-
-    r = run_erase(customer, dry_run=dry_run, archive=archive, exports=list(exports) or None, db=db)
+    r = maintenance.erase_customer(customer, dry_run=dry_run, archive=archive, exports=list(exports) or None, db=db)
     verb = "would be scrubbed" if dry_run else "scrubbed"
     for table, n in r.tables.items():
         click.echo(f"  {table:<22}{n:>8,} row(s)")
@@ -116,8 +103,6 @@ def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: 
 @DB_OPTION
 def verify(db: Path | None) -> None:
     """Check the audit log's hash chain; name the first row altered, inserted or removed (exit 1)."""
-    from payops.audit import verify_chain
-
     result = verify_chain(db)
     if result.ok:
         click.echo(result.message)
@@ -131,8 +116,8 @@ def register(cli: click.Group) -> None:
     cli.add_command(cleanup)
     cli.add_command(restore)
     cli.add_command(erase_customer)
+    # payops.cli.audit has registered the group already: modules register in name order.
     group = cli.commands.get("audit")
-    if isinstance(group, click.Group):
-        group.add_command(verify)
-    else:
-        PENDING_AUDIT_COMMANDS.append(verify)
+    if not isinstance(group, click.Group):
+        raise RuntimeError("the `payops audit` group must be registered before `payops audit verify`")
+    group.add_command(verify)
