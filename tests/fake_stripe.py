@@ -33,6 +33,7 @@ stored dicts themselves; event payloads are snapshot copies.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import random
 import re
@@ -40,8 +41,11 @@ import string
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fake_lifecycle import DAY, DISPUTE_STATUSES, LifecycleMixin
 
 try:  # orjson is a payops dependency; fall back to json when absent
     import orjson
@@ -85,6 +89,8 @@ ID_PREFIX = {
     "event": "evt",
 }
 PREFIX_TYPE = {v: k for k, v in ID_PREFIX.items()}
+# Stripe's refunds and balance transactions have no `livemode` field (tests/openapi/stripe_components.json)
+LIVEMODE_TYPES = {"customer", "payment_intent", "charge", "dispute", "payout", "event"}
 
 COMMON_LIST_PARAMS = {"limit", "starting_after", "ending_before", "created", "expand"}
 # extra list filters: param -> field of the object
@@ -203,14 +209,14 @@ def _int_param(value: Any, param: str) -> int:
         return int(value)
     except (TypeError, ValueError):
         raise StripeError(400, f"Invalid integer: {value}", code="parameter_invalid_integer",
-                          param=param)
+                          param=param) from None
 
 
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeStripe:
-    """In-process state + HTTP server. See the module docstring."""
+class FakeStripe(LifecycleMixin):
+    """In-process state + HTTP server. See the module docstring; lifecycles in fake_lifecycle.py."""
 
     def __init__(self, *, latency: float = 0.0, rate_limit_rps: float | None = None,
                  fail_429_ratio: float = 0.0, seed: int = 0, now: int | None = None,
@@ -221,6 +227,9 @@ class FakeStripe:
         self.fail_429_ratio = fail_429_ratio
         self.refund_response_delay = 0.0
         self.next_refund_errors: list[tuple[int, str, str]] = []
+        # statuses the next created refunds take (pending, requires_action, succeeded), popped in order
+        self.refund_outcomes: list[str] = []
+        self._event_floor: int | None = None
         self.requests: list[dict] = []
         self.url = ""
         self.lock = threading.RLock()
@@ -324,7 +333,8 @@ class FakeStripe:
         otype = obj["object"]
         if otype not in self._store:
             raise ValueError(f"unsupported object type {otype!r}")
-        obj.setdefault("livemode", False)
+        if otype in LIVEMODE_TYPES:
+            obj.setdefault("livemode", False)
         with self.lock:
             self._put(obj)
             if emit_event:
@@ -376,6 +386,13 @@ class FakeStripe:
         with self.lock:
             return self._store[otype].get(object_id)
 
+    def must(self, object_id: str) -> dict:
+        """The stored object, or KeyError."""
+        obj = self.get(object_id)
+        if obj is None:
+            raise KeyError(object_id)
+        return obj
+
     def events(self, type: str | None = None) -> list[dict]:
         """All stored events (including ones past retention), oldest first."""
         with self.lock:
@@ -392,6 +409,7 @@ class FakeStripe:
             "object": "balance_transaction",
             "amount": amount,
             "available_on": available_on,
+            "balance_type": "payments",
             "created": created,
             "currency": currency,
             "description": description,
@@ -403,49 +421,60 @@ class FakeStripe:
             "source": source,
             "status": "available" if available_on <= self.now() else "pending",
             "type": type,
-            "livemode": False,
         }
         self._put(txn)
         return txn
 
-    def fail_refund(self, refund_id: str, failure_reason: str = "lost_or_stolen_card") -> dict:
-        """Refund -> "failed"; money goes back to the charge; emits refund.failed and
-        charge.refund.updated."""
-        with self.lock:
-            refund = self._store["refund"].get(refund_id)
-            if refund is None:
-                raise KeyError(refund_id)
-            if refund["status"] == "failed":
-                return refund
-            refund["status"] = "failed"
-            refund["failure_reason"] = failure_reason
-            now = self.now()
-            txn = self._balance_txn(amount=refund["amount"], currency=refund["currency"],
-                                    source=refund_id, type="refund_failure",
-                                    reporting_category="refund_failure", created=now,
-                                    description="REFUND FAILURE")
-            refund["failure_balance_transaction"] = txn["id"]
-            charge = self._store["charge"].get(refund.get("charge") or "")
-            if charge is not None:
-                charge["amount_refunded"] = max(0, charge["amount_refunded"] - refund["amount"])
-                charge["refunded"] = False
-            self.add_event("refund.failed", refund)
-            self.add_event("charge.refund.updated", refund)
-            return refund
+    def make_refund(self, charge: dict, amount: int, *, reason: str | None = None, status: str = "succeeded",
+                    metadata: dict | None = None, at: int | None = None, request: dict | None = None) -> dict:
+        """Create a refund of ``charge`` in ``status`` (succeeded, pending or requires_action).
 
-    def make_dispute(self, charge_id: str, amount: int | None = None,
-                     reason: str = "fraudulent") -> dict:
-        """Dispute object + withdrawal balance transaction + "charge.dispute.created" event;
-        marks the charge disputed."""
+        The charge's ``amount_refunded`` counts it at once, as Stripe does; a ``requires_action``
+        refund (a payment method without native refunds) has no balance transaction until it
+        succeeds. Emits refund.created, charge.refunded and charge.refund.updated.
+        """
+        if status not in ("succeeded", "pending", "requires_action"):
+            raise ValueError(f"a refund is created succeeded, pending or requires_action, not {status}")
+        now = self.now() if at is None else int(at)
+        cur = charge["currency"]
+        rid = self.new_id("re")
+        txn_id = None
+        if status != "requires_action":
+            txn_id = self._balance_txn(amount=-amount, currency=cur, source=rid, type="refund",
+                                       reporting_category="refund", created=now,
+                                       description="REFUND FOR CHARGE")["id"]
+        pmd = charge.get("payment_method_details") or {"type": "card"}
+        if pmd.get("type") == "card":
+            destination = {"type": "card", "card": {"reference_status": "pending" if status == "pending" else
+                                                    "available", "type": "pending" if status == "pending"
+                                                    else "refund"}}
+        else:
+            destination = {"type": "eu_bank_transfer",
+                           "eu_bank_transfer": {"reference": None, "reference_status": "pending"}}
+        refund: dict[str, Any] = {
+            "id": rid, "object": "refund", "amount": amount, "balance_transaction": txn_id,
+            "charge": charge["id"], "created": now, "currency": cur, "destination_details": destination,
+            "metadata": dict(metadata or {}), "payment_intent": charge.get("payment_intent"), "reason": reason,
+            "receipt_number": None, "source_transfer_reversal": None, "status": status,
+            "transfer_reversal": None,
+        }
+        if status == "pending":
+            refund["pending_reason"] = "processing"
+        if status == "requires_action":
+            refund["next_action"] = {"type": "display_details", "display_details": {
+                "email_sent": {"email_sent_at": now, "email_sent_to": "student@example.com"},
+                "expires_at": now + 45 * DAY}}
         with self.lock:
-            charge = self._store["charge"][charge_id]
-            now = self.now()
-            dispute = _dispute(self, charge, amount if amount is not None else
-                               charge["amount_captured"] - charge["amount_refunded"] or
-                               charge["amount"], reason, now, "needs_response")
-            charge["disputed"] = True
-            self.add_event("charge.dispute.created", dispute)
-            return dispute
+            self._put(refund)
+            captured = charge.get("amount_captured", charge["amount"])
+            charge["amount_refunded"] = charge.get("amount_refunded", 0) + amount
+            charge["refunded"] = charge["amount_refunded"] >= captured
+            floor = self._event_floor
+            if floor is None or now >= floor:
+                self.add_event("refund.created", refund, created=now, request=request)
+                self.add_event("charge.refunded", charge, created=now, request=request)
+                self.add_event("charge.refund.updated", refund, created=now, request=request)
+        return refund
 
     # ------------------------------------------------------------------ HTTP operations
     def _list(self, otype: str, params: dict) -> dict:
@@ -582,7 +611,7 @@ class FakeStripe:
                 refunds = sorted((self._store["refund"][r] for r in ids),
                                  key=lambda r: (r["created"], r["id"]), reverse=True)
                 out["refunds"] = {"object": "list", "data": _deepcopy(refunds),
-                                  "has_more": False, "total_count": len(refunds),
+                                  "has_more": False,
                                   "url": f"/v1/charges/{obj['id']}/refunds"}
                 continue
             val = out.get(field)
@@ -697,7 +726,8 @@ class FakeStripe:
             raise StripeError(400, f"Charge {charge_id} has not been captured or has failed "
                               "and cannot be refunded.", code="charge_not_refundable",
                               param="charge")
-        if charge.get("disputed"):
+        if charge.get("disputed") and not all(
+                d["is_charge_refundable"] for d in self._store["dispute"].values() if d["charge"] == charge_id):
             raise StripeError(400, f"Charge {charge_id} has been charged back; cannot issue "
                               "a refund.", code="charge_disputed", param="charge")
         captured = charge.get("amount_captured", charge["amount"])
@@ -718,37 +748,11 @@ class FakeStripe:
                 400, f"Refund amount ({format_amount(amount, cur)}) is greater than unrefunded "
                 f"amount on charge ({format_amount(remaining, cur)})",
                 code="amount_too_large", param="amount")
-        now = self.now()
-        rid = self.new_id("re")
-        txn = self._balance_txn(amount=-amount, currency=cur, source=rid, type="refund",
-                                reporting_category="refund", created=now,
-                                description="REFUND FOR CHARGE")
         md = form.get("metadata")
-        refund = {
-            "id": rid,
-            "object": "refund",
-            "amount": amount,
-            "balance_transaction": txn["id"],
-            "charge": charge_id,
-            "created": now,
-            "currency": cur,
-            "destination_details": {"type": "card", "card": {"type": "refund"}},
-            "metadata": dict(md) if isinstance(md, dict) else {},
-            "payment_intent": charge.get("payment_intent"),
-            "reason": reason,
-            "receipt_number": None,
-            "source_transfer_reversal": None,
-            "status": "succeeded",
-            "transfer_reversal": None,
-            "livemode": False,
-        }
-        self._put(refund)
-        charge["amount_refunded"] = charge.get("amount_refunded", 0) + amount
-        charge["refunded"] = charge["amount_refunded"] >= captured
-        request = {"id": request_id, "idempotency_key": idem_key}
-        self.add_event("refund.created", refund, request=request)
-        self.add_event("charge.refunded", charge, request=request)
-        self.add_event("charge.refund.updated", refund, request=request)
+        status = self.refund_outcomes.pop(0) if self.refund_outcomes else "succeeded"
+        refund = self.make_refund(charge, amount, reason=reason, status=status,
+                                  metadata=dict(md) if isinstance(md, dict) else {},
+                                  request={"id": request_id, "idempotency_key": idem_key})
         return self._export(refund, _expand_list(form.get("expand")))
 
 
@@ -891,29 +895,6 @@ def _customer(fake: FakeStripe, created: int, email: str | None, name: str | Non
     }
 
 
-def _dispute(fake: FakeStripe, charge: dict, amount: int, reason: str, created: int,
-             status: str) -> dict:
-    did = fake.new_id("dp")
-    fee = 1500 if charge["currency"] not in ZERO_DECIMAL else 1500
-    txn = fake._balance_txn(amount=-amount, currency=charge["currency"], source=did,
-                            type="adjustment", reporting_category="dispute", fee=fee,
-                            fee_details=[{"amount": fee, "application": None,
-                                          "currency": charge["currency"],
-                                          "description": "Dispute fee", "type": "stripe_fee"}],
-                            created=created, description=f"Chargeback withdrawal for {charge['id']}")
-    dispute = {
-        "id": did, "object": "dispute", "amount": amount,
-        "balance_transactions": [_deepcopy(txn)], "charge": charge["id"],
-        "created": created, "currency": charge["currency"],
-        "evidence_details": {"due_by": created + 7 * 86400, "has_evidence": False,
-                             "past_due": False, "submission_count": 0},
-        "is_charge_refundable": False, "livemode": False, "metadata": {},
-        "payment_intent": charge.get("payment_intent"), "reason": reason, "status": status,
-    }
-    fake._put(dispute)
-    return dispute
-
-
 FIRST = ["Ana", "Ben", "Chloé", "Dmitri", "Emma", "Farah", "Goro", "Hana", "Ivan", "Jules",
          "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Yuki"]
 LAST = ["Smith", "García", "Müller", "Okafor", "Tanaka", "Rossi", "Dubois", "Nowak", "Kim",
@@ -927,7 +908,7 @@ BRANDS = ["visa", "visa", "visa", "mastercard", "mastercard", "amex"]
 
 
 def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: int, end: int,
-                  seed: int = 0, *, emit_events: bool = False) -> None:
+                  seed: int = 0, *, emit_events: bool = False, lifecycles: bool = False) -> None:
     """Fill ``fake`` with a consistent synthetic marketplace account.
 
     Customers; one payment_intent + one charge per payment (~92% succeeded, the rest failed
@@ -938,8 +919,13 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
     ``created`` spread over [start, end]; every child object is created after its parent.
     ``emit_events``: also emit the matching events for objects created in the last 30 days
     of the server clock (older ones could not be listed anyway).
+    ``lifecycles``: on top of the ``n_payments``, objects in every other lifecycle status (intents
+    requires_* / processing / canceled, pending and requires_action refunds, a refund failing days
+    later, disputes in all seven statuses, pending / failed / canceled payouts; see
+    ``_lifecycle_extras``), and 40% of the disputes are inquiries (``warning_*``).
     """
     rng = random.Random(seed)
+    lrng = random.Random(seed + 101)  # lifecycle variety; `rng`'s sequence stays as it always was
     start, end = int(start), int(end)
     span = max(1, end - start)
     now = fake.now()
@@ -951,7 +937,7 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
         if emit is not None and created >= cutoff:
             emit(type_, obj, created=created)
 
-    with fake.lock:
+    with fake.lock, _event_floor(fake, cutoff if emit_events else NO_EVENTS):
         customers = []
         for i in range(n_customers):
             created = start + int(rng.random() * span * 0.5)
@@ -978,6 +964,7 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
             booking = f"bk_{i:07d}"
             md = {"booking_id": booking, "tutor_id": f"tut_{rng.randrange(1, 200):04d}"}
             pi_id, ch_id = fake.new_id("pi"), fake.new_id("ch")
+            pmd: dict[str, Any]
             if currency == "eur" and rng.random() < 0.33:
                 pmd = {"type": "sepa_debit", "sepa_debit": {
                     "bank_code": "37040044", "country": "DE", "last4": f"{rng.randrange(10000):04d}",
@@ -991,6 +978,7 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
                                "address_postal_code_check": "pass"}}}
                 pmd["card"]["network"] = pmd["card"]["brand"]
             failure = None if succeeded else rng.choice(FAILURES)
+            fcode, fmsg = failure if failure else (None, None)
             txn_id = None
             if succeeded:
                 fee = stripe_fee(amount)
@@ -1014,11 +1002,11 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
                 "created": created, "currency": currency, "customer": cus["id"],
                 "description": f"Tutoring session {booking}", "disputed": False,
                 "failure_balance_transaction": None,
-                "failure_code": failure[0] if failure else None,
-                "failure_message": failure[1] if failure else None,
+                "failure_code": fcode,
+                "failure_message": fmsg,
                 "fraud_details": {}, "livemode": False, "metadata": dict(md),
                 "outcome": {"network_status": "approved_by_network" if succeeded else
-                            "declined_by_network", "reason": None if succeeded else failure[0],
+                            "declined_by_network", "reason": fcode,
                             "risk_level": "normal", "risk_score": rng.randrange(0, 60),
                             "seller_message": "Payment complete." if succeeded else
                             "The bank did not return any further details with this decline.",
@@ -1041,7 +1029,7 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
                 "confirmation_method": "automatic", "created": created, "currency": currency,
                 "customer": cus["id"], "description": f"Tutoring session {booking}",
                 "last_payment_error": None if succeeded else {
-                    "code": failure[0], "message": failure[1], "type": "card_error",
+                    "code": fcode, "message": fmsg, "type": "card_error",
                     "charge": ch_id},
                 "latest_charge": ch_id, "livemode": False, "metadata": dict(md),
                 "payment_method": charge["payment_method"],
@@ -1077,7 +1065,6 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
                                           "duplicate", "fraudulent"]),
                     "receipt_number": None, "source_transfer_reversal": None,
                     "status": "failed" if failed else "succeeded", "transfer_reversal": None,
-                    "livemode": False,
                 }
                 if failed:
                     refund["failure_reason"] = "expired_or_canceled_card"
@@ -1097,12 +1084,12 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
             elif r < 0.046:  # dispute
                 dcreated = min(end, created + rng.randrange(86400, 20 * 86400))
                 status = rng.choice(["needs_response", "under_review", "won", "lost"])
-                dispute = _dispute(fake, charge, amount,
-                                   rng.choice(["fraudulent", "product_not_received",
-                                               "duplicate", "general"]), dcreated, status)
-                charge["disputed"] = True
-                volume[currency] -= amount
-                ev("charge.dispute.created", dispute, dcreated)
+                reason = rng.choice(["fraudulent", "product_not_received", "duplicate", "general"])
+                if lifecycles and lrng.random() < 0.4:  # an inquiry rather than a chargeback
+                    status = lrng.choice(["warning_needs_response", "warning_under_review", "warning_closed"])
+                fake.dispute_to(ch_id, status, amount, reason, at=dcreated, until=end)
+                if not status.startswith("warning_"):
+                    volume[currency] -= amount
 
         # payouts: every 3 days per currency, paying out a share of the accumulated net
         t = start + 3 * 86400
@@ -1123,10 +1110,95 @@ def build_account(fake: FakeStripe, n_customers: int, n_payments: int, start: in
                     "destination": "ba_" + "".join(rng.choices(_ALNUM, k=24)),
                     "failure_balance_transaction": None, "failure_code": None,
                     "failure_message": None, "livemode": False, "metadata": {},
-                    "method": "standard", "reconciliation_status": "completed",
+                    "method": "standard",
+                    "reconciliation_status": "completed" if arrival <= now else "in_progress",
                     "source_type": "card", "statement_descriptor": None,
                     "status": "paid" if arrival <= now else "in_transit", "type": "bank_account",
                 }
                 fake._put(payout)
                 ev("payout.created", payout, t)
             t += 3 * 86400
+
+        if lifecycles:
+            _lifecycle_extras(fake, lrng, customers, max(1, n_payments // 150), start, end)
+
+
+NO_EVENTS = 1 << 62  # an event floor no event reaches
+
+
+@contextlib.contextmanager
+def _event_floor(fake: FakeStripe, floor: int) -> Iterator[None]:
+    """Lifecycle methods emit no event older than ``floor`` while building a history."""
+    saved = fake._event_floor
+    fake._event_floor = floor
+    try:
+        yield
+    finally:
+        fake._event_floor = saved
+
+
+def _lifecycle_extras(fake: FakeStripe, rng: random.Random, customers: list[dict], n: int,
+                      start: int, end: int) -> None:
+    """Payments, refunds, disputes and payouts in every lifecycle status, ``n`` of each kind.
+
+    Intents still in flight (requires_*, processing) are recent, as they would be in a live account.
+    """
+    def recent() -> int:
+        return end - rng.randrange(0, 2 * DAY)
+
+    def intent(currency: str = "usd", capture: str = "automatic", at: int | None = None) -> dict:
+        cus = customers[rng.randrange(len(customers))]
+        pm_type = "sepa_debit" if currency == "eur" else "card"
+        i = len(fake._store["payment_intent"])
+        md = {"booking_id": f"bk_l{i:06d}", "tutor_id": f"tut_{rng.randrange(1, 200):04d}"}
+        return fake.create_payment_intent(rng.randrange(4, 25) * 500, currency, customer=cus["id"],
+                                          capture_method=capture, metadata=md, payment_method_type=pm_type,
+                                          at=recent() if at is None else at)
+
+    def older() -> int:
+        return start + rng.randrange(0, max(1, end - start - 12 * DAY))
+
+    for _ in range(n):
+        intent()  # requires_payment_method: the customer never entered a card
+        fake.attach_payment_method(intent()["id"])  # requires_confirmation
+        fake.confirm_payment_intent(intent()["id"], "requires_action", at=end)
+        fake.confirm_payment_intent(intent("eur")["id"], "processing", at=end)
+        fake.confirm_payment_intent(intent(capture="manual")["id"], "succeeded", at=end)
+        t = older()
+        fake.cancel_payment_intent(intent(at=t)["id"], "abandoned", at=t + DAY)
+        pi = intent(capture="manual", at=t)
+        fake.confirm_payment_intent(pi["id"], "succeeded", at=t)
+        fake.cancel_payment_intent(pi["id"], "requested_by_customer", at=t + DAY)
+        pi = intent("eur", at=t)
+        fake.confirm_payment_intent(pi["id"], "processing", at=t)
+        fake.settle_processing(pi["id"], True, at=t + 3 * DAY)
+        pi = intent("eur", at=t)
+        fake.confirm_payment_intent(pi["id"], "processing", at=t)
+        fake.settle_processing(pi["id"], False, at=t + 3 * DAY)
+        pi = intent(at=t)
+        fake.confirm_payment_intent(pi["id"], "requires_action", at=t)
+        fake.complete_action(pi["id"], "failed", decline="insufficient_funds", at=t)
+        fake.confirm_payment_intent(pi["id"], "succeeded", at=t + 600)
+
+    def fresh_charge(at: int) -> dict:
+        pi = intent(at=at)
+        fake.confirm_payment_intent(pi["id"], "succeeded", at=at)
+        return fake._store["charge"][pi["latest_charge"]]
+
+    for _ in range(n):
+        t = older()
+        fake.make_refund(fresh_charge(t), 1000, reason="requested_by_customer", status="pending", at=end)
+        fake.make_refund(fresh_charge(t), 1000, reason="requested_by_customer", status="requires_action",
+                         at=end)
+        r = fake.make_refund(fresh_charge(t), 1500, reason="duplicate", status="requires_action", at=t + DAY)
+        fake.cancel_refund(r["id"], at=t + 3 * DAY)
+        r = fake.make_refund(fresh_charge(t), 2000, reason="requested_by_customer", status="pending", at=t + DAY)
+        fake.succeed_refund(r["id"], at=t + 2 * DAY)
+        r = fake.make_refund(fresh_charge(t), 2000, reason="requested_by_customer", at=t + DAY)
+        fake.fail_refund(r["id"], "expired_or_canceled_card", at=t + 6 * DAY)  # fails days later
+        for status in DISPUTE_STATUSES:
+            ch = fresh_charge(t)
+            fake.dispute_to(ch["id"], status, ch["amount"], "product_not_received", at=t + 2 * DAY, until=end)
+        for currency, status in (("usd", "pending"), ("usd", "failed"), ("usd", "canceled"), ("eur", "pending")):
+            fake.make_payout(currency, rng.randrange(10, 60) * 1000, status=status,
+                             at=end if status == "pending" else t)

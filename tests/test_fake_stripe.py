@@ -15,6 +15,7 @@ import stripe
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from fake_lifecycle import IllegalTransition  # noqa: E402
 from fake_stripe import FakeStripe, build_account, parse_form, stripe_fee  # noqa: E402
 from servers import localstripe  # noqa: E402
 
@@ -44,7 +45,7 @@ def http(url: str, path: str, *, method: str = "GET", data: bytes | None = None,
 def account():
     """A 10k-object account, read-only for the tests that use it."""
     fake = FakeStripe(now=NOW, seed=7)
-    build_account(fake, 300, 3000, NOW - 60 * DAY, NOW - 60, seed=7, emit_events=True)
+    build_account(fake, 300, 3000, NOW - 60 * DAY, NOW - 60, seed=7, emit_events=True, lifecycles=True)
     with fake:
         yield fake
 
@@ -99,22 +100,25 @@ def test_build_account_is_consistent(account):
     charges = {c["id"]: c for c in account.objects("charge")}
     txns = {t["id"]: t for t in account.objects("balance_transaction")}
     pis = {p["id"]: p for p in account.objects("payment_intent")}
-    assert len(charges) == 3000 and len(pis) == 3000
-    statuses = {c["status"] for c in charges.values()}
-    assert statuses == {"succeeded", "failed"}
+    base = [p for p in pis.values() if not p["metadata"]["booking_id"].startswith("bk_l")]
+    assert len(base) == 3000  # the lifecycle extras come on top of the requested payments
+    assert {c["status"] for c in charges.values()} == {"succeeded", "failed", "pending"}
     for c in charges.values():
-        assert pis[c["payment_intent"]]["latest_charge"] == c["id"]
+        assert pis[c["payment_intent"]]["latest_charge"] == c["id"] or c["status"] == "failed"
         assert NOW - 60 * DAY <= c["created"] <= NOW - 60
-        if c["status"] == "succeeded":
+        if c["status"] == "succeeded" and c["captured"]:
             t = txns[c["balance_transaction"]]
             assert t["source"] == c["id"] and t["type"] == "charge"
             assert t["fee"] == stripe_fee(c["amount"]) and t["net"] == c["amount"] - t["fee"]
-        else:
+        elif c["status"] == "failed":
             assert c["balance_transaction"] is None and c["failure_code"]
     for r in account.objects("refund"):
         ch = charges[r["charge"]]
         assert r["created"] >= ch["created"] and r["amount"] <= ch["amount"]
-        assert txns[r["balance_transaction"]]["amount"] == -r["amount"]
+        if r["balance_transaction"]:
+            assert txns[r["balance_transaction"]]["amount"] == -r["amount"]
+        else:
+            assert r["status"] in ("requires_action", "canceled")
     assert account.objects("dispute") and account.objects("payout")
     assert {c["currency"] for c in charges.values()} >= {"usd", "eur"}
 
@@ -155,7 +159,7 @@ def test_list_auto_paging_ending_before_and_filters(account):
     sdk = client(account.url)
     all_ids = [p.id for p in sdk.v1.payment_intents.list(params={"limit": 100})
                .auto_paging_iter()]
-    assert len(all_ids) == len(set(all_ids)) == 3000
+    assert len(all_ids) == len(set(all_ids)) == len(account.objects("payment_intent"))
     # ending_before: the page just newer than the cursor, still newest first
     page = sdk.v1.payment_intents.list(params={"limit": 5, "ending_before": all_ids[20]})
     assert [p.id for p in page.data] == all_ids[15:20] and page.has_more
@@ -187,9 +191,10 @@ def test_events_types_filter_and_retention(account):
     status, body = http(account.url, "/v1/events?types[]=charge.failed&limit=3")
     assert status == 200 and [e["type"] for e in body["data"]] == ["charge.failed"] * 3
     status, body = http(account.url, "/v1/events?type=payment_intent.*&limit=100")
-    assert {e["type"] for e in body["data"]} <= {"payment_intent.created",
-                                                  "payment_intent.succeeded",
-                                                  "payment_intent.payment_failed"}
+    assert {e["type"] for e in body["data"]} <= {
+        "payment_intent.created", "payment_intent.succeeded", "payment_intent.payment_failed",
+        "payment_intent.requires_action", "payment_intent.processing", "payment_intent.canceled",
+        "payment_intent.amount_capturable_updated"}
     # retention: nothing older than 30 days is listed, though older objects exist
     all_events, cursor = [], ""
     while True:
@@ -414,3 +419,141 @@ def test_localstripe_customer_roundtrip_and_quirks():
         assert r1.id != r2.id
         types = {e.type for e in sdk.v1.events.list(params={"limit": 100}).data}
         assert not any(t.startswith(("charge.", "refund.")) for t in types)
+
+
+# ------------------------------------------------------------------ lifecycles (issue 15)
+
+
+def event_types(fake: FakeStripe, since: int = 0) -> list[str]:
+    """Types of the events emitted at or after ``since``, in the order they were emitted."""
+    return [e["type"] for e in fake.objects("event") if e["created"] >= since]
+
+
+def test_payment_intent_lifecycles_and_their_events():
+    fake = FakeStripe(now=NOW, seed=2)
+    pi = fake.create_payment_intent(5000, "usd", customer="cus_x")
+    assert pi["status"] == "requires_payment_method" and event_types(fake) == ["payment_intent.created"]
+    fake.attach_payment_method(pi["id"])
+    assert pi["status"] == "requires_confirmation" and len(fake.events()) == 1  # Stripe sends nothing here
+    fake.confirm_payment_intent(pi["id"], "requires_action")
+    assert pi["status"] == "requires_action" and pi["next_action"]["type"] == "redirect_to_url"
+    fake.complete_action(pi["id"], "succeeded")
+    charge = fake.must(pi["latest_charge"])
+    assert pi["status"] == "succeeded" and charge["status"] == "succeeded" and charge["balance_transaction"]
+    assert event_types(fake)[-3:] == ["payment_intent.requires_action", "charge.succeeded",
+                                      "payment_intent.succeeded"]
+
+    sepa = fake.create_payment_intent(3000, "eur", payment_method_type="sepa_debit")
+    fake.confirm_payment_intent(sepa["id"], "processing")
+    assert sepa["status"] == "processing" and fake.must(sepa["latest_charge"])["status"] == "pending"
+    assert fake.must(sepa["latest_charge"])["paid"] is False
+    fake.settle_processing(sepa["id"], succeeded=False, at=NOW + 3 * DAY)
+    assert sepa["status"] == "requires_payment_method" and fake.must(sepa["latest_charge"])["status"] == "failed"
+    assert event_types(fake, NOW + 3 * DAY) == ["charge.failed", "payment_intent.payment_failed"]
+
+    held = fake.create_payment_intent(4000, "usd", capture_method="manual")
+    fake.confirm_payment_intent(held["id"], "succeeded")
+    assert held["status"] == "requires_capture" and held["amount_capturable"] == 4000
+    assert fake.must(held["latest_charge"])["captured"] is False
+    fake.capture_payment_intent(held["id"])
+    assert held["status"] == "succeeded" and fake.must(held["latest_charge"])["amount_captured"] == 4000
+
+    released = fake.create_payment_intent(4000, "usd", capture_method="manual")
+    fake.confirm_payment_intent(released["id"], "succeeded")
+    fake.cancel_payment_intent(released["id"], "requested_by_customer")
+    assert released["status"] == "canceled" and fake.must(released["latest_charge"])["refunded"]
+    assert event_types(fake)[-2:] == ["charge.refunded", "payment_intent.canceled"]
+
+    declined = fake.create_payment_intent(1000, "usd")
+    fake.confirm_payment_intent(declined["id"], "failed", decline="card_declined")
+    err = declined["last_payment_error"]
+    assert declined["status"] == "requires_payment_method"
+    assert err["decline_code"] == "generic_decline" and err["payment_method"]["object"] == "payment_method"
+
+
+def test_illegal_transitions_are_refused():
+    fake = FakeStripe(now=NOW, seed=2)
+    pi = fake.create_payment_intent(5000, "usd")
+    fake.confirm_payment_intent(pi["id"], "succeeded")
+    with pytest.raises(IllegalTransition):
+        fake.cancel_payment_intent(pi["id"])  # a succeeded payment is refunded, not canceled
+    with pytest.raises(IllegalTransition):
+        fake.capture_payment_intent(pi["id"])
+    payout = fake.make_payout("usd", 1000, status="paid")
+    with pytest.raises(IllegalTransition):
+        fake.update_payout(payout["id"], "canceled")
+
+
+def test_refund_lifecycles_over_http():
+    with FakeStripe(now=NOW, seed=2) as fake:
+        charges = []
+        for _ in range(4):
+            pi = fake.create_payment_intent(5000, "usd")
+            fake.confirm_payment_intent(pi["id"], "succeeded")
+            charges.append(fake.must(pi["latest_charge"]))
+        sdk = client(fake.url)
+        fake.refund_outcomes = ["pending", "requires_action", "requires_action"]
+        pending = sdk.v1.refunds.create(params={"charge": charges[0]["id"], "amount": 1000})
+        action = sdk.v1.refunds.create(params={"charge": charges[1]["id"]})
+        cancel = sdk.v1.refunds.create(params={"charge": charges[2]["id"]})
+        done = sdk.v1.refunds.create(params={"charge": charges[3]["id"]})
+        assert (pending.status, action.status, cancel.status, done.status) == (
+            "pending", "requires_action", "requires_action", "succeeded")
+        assert pending.pending_reason == "processing"
+        assert fake.must(action.id)["next_action"]["type"] == "display_details"
+        assert charges[0]["amount_refunded"] == 1000  # counted while pending, as Stripe does
+        fake.set_now(NOW + DAY)
+        fake.succeed_refund(pending.id)
+        fake.succeed_refund(action.id)
+        fake.cancel_refund(cancel.id)
+        assert charges[2]["amount_refunded"] == 0
+        fake.set_now(NOW + 5 * DAY)  # a refund that succeeded fails days later
+        fake.fail_refund(done.id, "expired_or_canceled_card")
+        got = {r.id: r.status for r in sdk.v1.refunds.list(params={"limit": 10}).data}
+        assert got == {pending.id: "succeeded", action.id: "succeeded", cancel.id: "canceled", done.id: "failed"}
+        assert event_types(fake, NOW + DAY) == ["refund.updated", "charge.refund.updated"] * 3 + [
+            "refund.failed", "charge.refund.updated"]
+        failure = fake.must(fake.must(done.id)["failure_balance_transaction"])
+        assert failure["type"] == "refund_failure" and failure["amount"] == 5000
+        with pytest.raises(IllegalTransition):
+            fake.cancel_refund(pending.id)  # only requires_action refunds can be canceled
+
+
+@pytest.mark.parametrize("status, withdrawn, reinstated, last_event", [
+    ("warning_needs_response", 0, 0, "charge.dispute.created"),
+    ("warning_under_review", 0, 0, "charge.dispute.updated"),
+    ("warning_closed", 0, 0, "charge.dispute.closed"),
+    ("needs_response", 1, 0, "charge.dispute.funds_withdrawn"),
+    ("under_review", 1, 0, "charge.dispute.updated"),
+    ("won", 1, 1, "charge.dispute.closed"),
+    ("lost", 1, 0, "charge.dispute.closed"),
+])
+def test_dispute_lifecycles_move_money_and_emit_events(status, withdrawn, reinstated, last_event):
+    fake = FakeStripe(now=NOW + 60 * DAY, seed=2)
+    pi = fake.create_payment_intent(5000, "usd")
+    fake.confirm_payment_intent(pi["id"], "succeeded", at=NOW)
+    dispute = fake.dispute_to(pi["latest_charge"], status, at=NOW + DAY)
+    txns = dispute["balance_transactions"]
+    assert dispute["status"] == status and len(txns) == withdrawn + reinstated
+    assert sum(t["amount"] for t in txns) == -5000 * withdrawn + 5000 * reinstated
+    if reinstated:
+        assert txns[1]["reporting_category"] == "dispute_reversal" and txns[1]["net"] == 5000 + 1500
+    assert event_types(fake)[-1] == last_event
+    assert dispute["is_charge_refundable"] is status.startswith("warning_")
+    assert fake.must(pi["latest_charge"])["disputed"]
+
+
+def test_payout_lifecycles():
+    fake = FakeStripe(now=NOW, seed=2)
+    paid = fake.make_payout("usd", 10_000, status="paid")
+    failed = fake.make_payout("usd", 20_000, status="failed")
+    canceled = fake.make_payout("usd", 30_000, status="canceled")
+    pending = fake.make_payout("usd", 40_000)
+    assert [p["status"] for p in (paid, failed, canceled, pending)] == ["paid", "failed", "canceled", "pending"]
+    assert failed["failure_code"] == "account_closed"
+    for payout, kind in ((failed, "payout_failure"), (canceled, "payout_cancel")):
+        back = fake.must(payout["failure_balance_transaction"])
+        assert back["type"] == kind and back["amount"] == payout["amount"]  # the money is back in the balance
+    assert paid["reconciliation_status"] == "completed" and pending["reconciliation_status"] == "in_progress"
+    types = event_types(fake)
+    assert types.count("payout.created") == 4 and {"payout.paid", "payout.failed", "payout.canceled"} <= set(types)
