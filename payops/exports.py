@@ -26,10 +26,10 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from payops import maintenance, metrics
+from payops import insights, maintenance, metrics, money, payments
 from payops.config import get_settings
-from payops.errors import InvalidInput
-from payops.money import THREE_DECIMAL, ZERO_DECIMAL
+from payops.errors import InvalidInput, MoneyError
+from payops.periods import bounds, parse_date, reader, timezone
 
 __all__ = ["KINDS", "FORMATS", "frame", "export", "add_decimals", "write"]
 
@@ -37,35 +37,14 @@ KINDS = ("payments", "refunds", "refund-requests", "customers", "daily-metrics")
 FORMATS = ("csv", "json", "parquet")
 
 MONEY = {
-    "payments": ("amount", "amount_captured", "amount_refunded", "platform_fee", "stripe_fee"),
+    "payments": ("amount", "amount_captured", "amount_refunded", *money.FIGURES),
     "refunds": ("amount",),
     "refund-requests": ("amount",),
     "customers": ("spend", "refunded_amount"),
     "daily-metrics": metrics.MONEY_COLUMNS,
 }
 
-_PLATFORM_FEE = """
-    CASE WHEN c.status <> 'succeeded' THEN NULL
-         WHEN c.application_fee_amount IS NOT NULL THEN c.application_fee_amount
-         ELSE coalesce(c.amount_captured, 0) * $bps // 10000
-              + CASE WHEN (coalesce(c.amount_captured, 0) * $bps) % 10000 > 5000
-                       OR ((coalesce(c.amount_captured, 0) * $bps) % 10000 = 5000
-                           AND (coalesce(c.amount_captured, 0) * $bps // 10000) % 2 = 1)
-                     THEN 1 ELSE 0 END END"""
-
 _SQL = {
-    "payments": f"""
-        SELECT c.id AS charge, c.payment_intent, c.customer, cu.email AS customer_email, c.created,
-               c.currency, c.status, c.amount, c.amount_captured, c.amount_refunded,
-               {_PLATFORM_FEE} AS platform_fee, bt.fee AS stripe_fee,
-               c.failure_code, c.failure_message, c.payment_method_type, c.card_brand,
-               c.refunded, c.disputed, pi.booking_id, c.livemode
-        FROM charges c
-        LEFT JOIN balance_transactions bt ON bt.id = c.balance_transaction
-        LEFT JOIN customers cu ON cu.id = c.customer
-        LEFT JOIN payment_intents pi ON pi.id = c.payment_intent
-        WHERE ($lo IS NULL OR c.created >= $lo) AND ($hi IS NULL OR c.created < $hi)
-        ORDER BY c.created, c.id""",
     "refunds": """
         SELECT r.id AS refund, r.charge, r.payment_intent, c.customer, r.created, r.currency, r.amount,
                r.status, r.reason, r.failure_reason, r.payops_request_id
@@ -82,6 +61,17 @@ _SQL = {
 }
 
 
+def _exponents(currencies: pd.Series) -> pd.Series:
+    """:func:`payops.money.exponent` of each row's currency (NA where there is no valid code)."""
+    known: dict[str, int | None] = {}
+    for cur in currencies.dropna().unique():
+        try:
+            known[cur] = money.exponent(cur)
+        except MoneyError:
+            known[cur] = None
+    return currencies.map(known).astype("Int64")
+
+
 def add_decimals(df: pd.DataFrame, columns, currency_column: str = "currency") -> pd.DataFrame:
     """Add ``<column>_decimal`` (exact major-unit strings) after each money column."""
     if df.empty:
@@ -91,14 +81,13 @@ def add_decimals(df: pd.DataFrame, columns, currency_column: str = "currency") -
     for col in columns:
         # NULL-able BIGINTs arrive as float64 from DuckDB; amounts stay integers
         df[col] = df[col].astype("Int64")
-    cur = df[currency_column].fillna("").str.lower()
-    exp = np.where(cur.isin(ZERO_DECIMAL), 0, np.where(cur.isin(THREE_DECIMAL), 3, 2))
+    exp = _exponents(df[currency_column])
     for col in columns:
         values = df[col]
         out = pd.Series([None] * len(df), index=df.index, dtype="object")
         present = values.notna()
-        for e in (0, 2, 3):
-            mask = present & (exp == e)
+        for e in exp.dropna().unique():
+            mask = present & exp.eq(e).fillna(False)
             if not mask.any():
                 continue
             v = df[col][mask].astype("int64")
@@ -112,7 +101,8 @@ def add_decimals(df: pd.DataFrame, columns, currency_column: str = "currency") -
     return df
 
 
-def frame(kind: str, start: date | None = None, end: date | None = None, *, db=None, tz: str | None = None) -> pd.DataFrame:
+def frame(kind: str, start: date | None = None, end: date | None = None, *, db=None,
+          tz: str | None = None) -> pd.DataFrame:
     """The rows of one export as a DataFrame (amounts with their ``*_decimal`` strings).
 
     Args:
@@ -124,25 +114,24 @@ def frame(kind: str, start: date | None = None, end: date | None = None, *, db=N
     """
     if kind not in KINDS:
         raise InvalidInput(f"unknown export {kind!r} (use {', '.join(KINDS)})")
-    start, end = metrics.parse_date(start), metrics.parse_date(end)
-    if start and end and end < start:
-        raise InvalidInput(f"the range ends ({end}) before it starts ({start})")
-    tz = metrics._tz(tz)
+    first, last = parse_date(start), parse_date(end)
+    if first and last and last < first:
+        raise InvalidInput(f"the range ends ({last}) before it starts ({first})")
+    tz = timezone(tz)
     if kind == "customers":
-        df = metrics.customer_insights(db=db, start=start, end=end, tz=tz)
+        df = insights.customer_insights(db=db, start=first, end=last, tz=tz)
+    elif kind == "payments":
+        df = payments.charges(first, last, db=db, tz=tz)
     elif kind == "daily-metrics":
-        with metrics._reader(db) as con:
+        with reader(db) as con:
             df = con.execute(
                 "SELECT * FROM daily_metrics WHERE ($s IS NULL OR day >= $s) AND ($e IS NULL OR day <= $e) "
-                "ORDER BY day, currency", {"s": start, "e": end}).df()
+                "ORDER BY day, currency", {"s": first, "e": last}).df()
     else:
-        lo = metrics._bounds(start, start, tz)[0] if start else None
-        hi = metrics._bounds(end, end, tz)[1] if end else None
-        with metrics._reader(db) as con:
-            params = {"lo": lo, "hi": hi}
-            if "$bps" in _SQL[kind]:
-                params["bps"] = get_settings().platform_fee_bps
-            df = con.execute(_SQL[kind], params).df()
+        lo = bounds(first, first, tz)[0] if first else None
+        hi = bounds(last, last, tz)[1] if last else None
+        with reader(db) as con:
+            df = con.execute(_SQL[kind], {"lo": lo, "hi": hi}).df()
     if "payops_request_id" in df:
         df["payops_request_id"] = df["payops_request_id"].astype("Int64")
     return add_decimals(df, MONEY[kind])
@@ -229,15 +218,17 @@ def export(kind: str, fmt: str = "csv", *, start: date | str | None = None, end:
     """
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r} (use {', '.join(FORMATS)})")
-    start, end = metrics.parse_date(start), metrics.parse_date(end)
+    start, end = parse_date(start), parse_date(end)
     df = frame(kind, start, end, db=db, tz=tz)
     if mask_pii:
         df = maintenance.mask_pii(df)
     if out is None:
         span = f"_{start or 'start'}_{end or 'end'}" if (start or end) else ""
         out = Path(f"{kind.replace('-', '_')}{span}.{fmt}")
-    if str(out) != "-":
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-    write(df, fmt, out, kind=kind, start=start, end=end, tz=tz)
-    return None if str(out) == "-" else out
+    if str(out) == "-":
+        write(df, fmt, "-", kind=kind, start=start, end=end, tz=tz)
+        return None
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(df, fmt, path, kind=kind, start=start, end=end, tz=tz)
+    return path

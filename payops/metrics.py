@@ -1,4 +1,4 @@
-"""Daily metrics, reporting periods, KPIs and alerts, customer insights.
+"""Daily metrics, period summaries, KPIs and alerts.
 
 Every metric is per day in the reporting timezone (``PAYOPS_TIMEZONE``) and per currency
 (DESIGN.md, "Metrics"); sums never cross currencies. The queries are plain SQL files in
@@ -6,37 +6,32 @@ Every metric is per day in the reporting timezone (``PAYOPS_TIMEZONE``) and per 
 currency, so recomputing months of data over a million payments takes well under a second.
 
 ``daily_metrics`` is the materialised table (:func:`compute_daily`); :func:`compute` gives
-the same rows without writing, for readers such as the report notebook.
+the same rows without writing, for readers such as the report notebook. Reporting periods
+live in :mod:`payops.periods` (re-exported here), customer insights and the report's
+breakdowns in :mod:`payops.insights`, one payment's figures in :mod:`payops.payments`.
 """
 
 from __future__ import annotations
 
-from calendar import monthrange
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from payops import money
 from payops.config import get_settings
 from payops.db import SQL_DIR, connect, database_path, transaction
-from payops.errors import InvalidInput, NotFound
-from payops.refunds import large_threshold
+from payops.periods import PERIODS, Period, bounds, check_range, parse_date, period, reader, timezone
 
 __all__ = [
     "PERIODS", "Period", "period", "parse_date",
-    "compute", "compute_daily", "daily", "summary", "summaries", "kpis", "kpis_of", "alerts",
-    "customer_insights", "payment_timeline",
-    "failure_codes", "refund_requests_breakdown", "processing_times", "biggest_refunds", "top_customers",
-    "METRIC_COLUMNS", "MONEY_COLUMNS",
+    "daily_metrics_query", "compute", "compute_daily", "daily", "summary", "summaries", "kpis", "kpis_of",
+    "alerts", "processing_times", "METRIC_COLUMNS", "MONEY_COLUMNS", "ADDITIVE",
 ]
 
-PERIODS = ("daily", "weekly", "monthly")
-
-#: daily_metrics columns holding money (minor units of the row's currency)
-MONEY_COLUMNS = ("gross_volume", "refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net")
+#: daily_metrics columns holding money (minor units of the row's currency): payops.money.FIGURES
+MONEY_COLUMNS = tuple(money.FIGURES)
 #: additive counts and amounts (a period's value is the sum of its days)
 ADDITIVE = (
     "attempts", "succeeded", "failed", *MONEY_COLUMNS, "intents_created", "intents_succeeded",
@@ -44,7 +39,8 @@ ADDITIVE = (
 )
 METRIC_COLUMNS = (
     "day", "currency", "attempts", "succeeded", "failed", "success_rate", "gross_volume",
-    "refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net", "intents_created",
+    "refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net", "net_after_platform_fee",
+    "intents_created",
     "intents_succeeded", "conversion_rate", "requests_opened", "requests_decided", "requests_processed",
     "processing_hours_median", "processing_hours_p90", "pending_requests", "timezone",
 )
@@ -55,120 +51,7 @@ def _sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-# --- periods -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Period:
-    """A reporting period: local days ``start``..``end`` inclusive, and the one before it."""
-
-    kind: str
-    start: date
-    end: date
-    label: str
-    previous_start: date
-    previous_end: date
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    @property
-    def trend_start(self) -> date:
-        """Where charts over time begin: two weeks for a day, else the previous period."""
-        return self.end - timedelta(days=13) if self.kind == "daily" else self.previous_start
-
-    def as_dict(self) -> dict:
-        return {
-            "period": self.kind, "label": self.label, "start": self.start.isoformat(),
-            "end": self.end.isoformat(), "previous_start": self.previous_start.isoformat(),
-            "previous_end": self.previous_end.isoformat(),
-        }
-
-
-def parse_date(value: str | date | None) -> date | None:
-    """``YYYY-MM-DD`` (or a date, or None) to a date; bad input raises InvalidInput."""
-    if value is None or isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f"not a date: {value!r} (expected YYYY-MM-DD)") from None
-
-
-def _month(year: int, month: int) -> tuple[date, date]:
-    return date(year, month, 1), date(year, month, monthrange(year, month)[1])
-
-
-def period(kind: str, day: str | date | None = None, *, today: date | None = None, tz: str | None = None) -> Period:
-    """The reporting period of ``kind`` containing ``day``.
-
-    Args:
-        kind: ``daily`` (one calendar day), ``weekly`` (the ISO week, Monday to Sunday) or
-            ``monthly`` (the calendar month).
-        day: a day inside the period. Default: yesterday for ``daily``, the last complete
-            week or month otherwise, all in the reporting timezone.
-        today: the local "today" the defaults count from (default: now in ``tz``).
-        tz: reporting timezone (default ``PAYOPS_TIMEZONE``).
-
-    Every period is compared with the previous period of the same kind: the day before, the
-    ISO week before, the calendar month before.
-    """
-    if kind not in PERIODS:
-        raise InvalidInput(f"unknown period {kind!r} (use {', '.join(PERIODS)})")
-    day = parse_date(day)
-    if today is None:
-        today = datetime.now(ZoneInfo(tz or get_settings().timezone)).date()
-    if kind == "daily":
-        d = day or today - timedelta(days=1)
-        prev = d - timedelta(days=1)
-        return Period(kind, d, d, d.isoformat(), prev, prev)
-    if kind == "weekly":
-        d = day or today - timedelta(days=7)
-        start = d - timedelta(days=d.weekday())
-        year, week, _ = start.isocalendar()
-        return Period(kind, start, start + timedelta(days=6), f"{year}-W{week:02d}",
-                      start - timedelta(days=7), start - timedelta(days=1))
-    d = day or today.replace(day=1) - timedelta(days=1)
-    start, end = _month(d.year, d.month)
-    before = start - timedelta(days=1)
-    pstart, pend = _month(before.year, before.month)
-    return Period(kind, start, end, f"{d.year}-{d.month:02d}", pstart, pend)
-
-
 # --- plumbing ------------------------------------------------------------------------
-def _tz(tz: str | None) -> str:
-    name = tz or get_settings().timezone
-    try:
-        ZoneInfo(name)
-    except Exception:
-        raise InvalidInput(f"unknown timezone {name!r}; use a name like Europe/Berlin") from None
-    return name
-
-
-def _bounds(start: date, end: date, tz: str) -> tuple[datetime, datetime]:
-    """UTC instants of local midnight at ``start`` and after ``end``."""
-    zone = ZoneInfo(tz)
-    lo = datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC)
-    hi = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
-    return lo, hi
-
-
-def _check_range(start: date, end: date) -> tuple[date, date]:
-    start, end = parse_date(start), parse_date(end)
-    if start is None or end is None:
-        raise InvalidInput("a date range needs both a start and an end")
-    if end < start:
-        raise InvalidInput(f"the range ends ({end}) before it starts ({start})")
-    return start, end
-
-
-@contextmanager
-def _reader(db):
-    """A connection for reading: read-only when the file exists, so readers can share it."""
-    path = database_path(db)
-    with connect(path, read_only=path.exists()) as con:
-        yield con
-
-
 def _bucket_seconds(start: date, end: date, tz: str) -> int:
     """The widest UTC bucket that never straddles two local days of ``tz`` in the range.
 
@@ -181,7 +64,8 @@ def _bucket_seconds(start: date, end: date, tz: str) -> int:
     # DST periods last months, so midnight and noon of every day see every offset in use
     while d <= end + timedelta(days=1):
         for hour in (0, 12):
-            offsets.add(datetime.combine(d, time(hour), tzinfo=zone).utcoffset().total_seconds())
+            offset = datetime.combine(d, time(hour), tzinfo=zone).utcoffset()
+            offsets.add(offset.total_seconds() if offset is not None else 0.0)
         d += timedelta(days=1)
     if offsets == {0}:
         return 86400
@@ -193,11 +77,23 @@ def daily_metrics_query(start: date, end: date, tz: str) -> tuple[str, dict]:
 
     Every engine runs this text: DuckDB as is, Spark after transpiling it.
     """
-    lo, hi = _bounds(start, end, tz)
+    lo, hi = bounds(start, end, tz)
     bucket = _bucket_seconds(start, end, tz)
-    params = {"lo": lo, "hi": hi, "tz": tz, "bps": get_settings().platform_fee_bps,
-              "start_day": start, "end_day": end, "bucket_s": bucket, "bucket_us": bucket * 1_000_000}
-    return _sql("daily_metrics"), params
+    params = {"lo": lo, "hi": hi, "tz": tz, "start_day": start, "end_day": end, "bucket_s": bucket,
+              "bucket_us": bucket * 1_000_000}
+    return _daily_sql(get_settings().platform_fee_bps), params
+
+
+@cache
+def _daily_sql(bps: int) -> str:
+    """``daily_metrics.sql`` with the money rules rendered in from :mod:`payops.money`."""
+    net = money.net_sql("coalesce(ch.gross_volume, 0)", "coalesce(re.refunded_amount, 0)",
+                        "coalesce(dp.disputed_amount, 0)", "coalesce(bt.stripe_fees, 0)")
+    return _sql("daily_metrics").format(
+        platform_fee=money.platform_fee_sql("captured", "application_fee_amount", bps),
+        net=net,
+        net_after_platform_fee=money.net_after_platform_fee_sql(net, "coalesce(ch.platform_fees, 0)"),
+    )
 
 
 def _frame(con, start: date, end: date, tz: str) -> pd.DataFrame:
@@ -250,9 +146,9 @@ def compute(start: date, end: date, *, db=None, tz: str | None = None) -> pd.Dat
         db: database path (default ``PAYOPS_DB``).
         tz: reporting timezone (default ``PAYOPS_TIMEZONE``).
     """
-    start, end = _check_range(start, end)
-    tz = _tz(tz)
-    with _reader(db) as con:
+    start, end = check_range(start, end)
+    tz = timezone(tz)
+    with reader(db) as con:
         return _frame(con, start, end, tz)
 
 
@@ -271,7 +167,7 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
     Returns:
         The number of rows written.
     """
-    tz = _tz(tz)
+    tz = timezone(tz)
     start, end = parse_date(start), parse_date(end)
     with connect(db) as con:
         if start is None or end is None:
@@ -279,7 +175,7 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
             if found is None:
                 return 0
             start, end = start or found[0], end or found[1]
-        start, end = _check_range(start, end)
+        start, end = check_range(start, end)
         # Days whose objects `payops cleanup` archived keep their stored figures: recomputing
         # them from what is left would wipe the old reports' numbers.
         first_complete = _first_unarchived_day(con, tz)
@@ -302,8 +198,8 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
 
 def daily(start: date, end: date, *, db=None) -> pd.DataFrame:
     """The stored ``daily_metrics`` rows for days ``start``..``end``, by day and currency."""
-    start, end = _check_range(start, end)
-    with _reader(db) as con:
+    start, end = check_range(start, end)
+    with reader(db) as con:
         df = con.execute(
             "SELECT * FROM daily_metrics WHERE day BETWEEN ? AND ? ORDER BY day, currency", [start, end]
         ).df()
@@ -371,16 +267,16 @@ def summaries(periods: list[tuple[date, date]], *, db=None, tz: str | None = Non
     Returns:
         The summaries in the order of ``periods``, and the daily rows of all the days asked for.
     """
-    tz = _tz(tz)
-    periods = [_check_range(s, e) for s, e in periods]
+    tz = timezone(tz)
+    periods = [check_range(s, e) for s, e in periods]
     first = min([s for s, _ in periods] + ([extra[0]] if extra else []))
     last = max([e for _, e in periods] + ([extra[1]] if extra else []))
     now = datetime.now(UTC)
     out = []
-    with _reader(db) as con:
+    with reader(db) as con:
         days = _frame(con, first, last, tz)
         for start, end in periods:
-            lo, hi = _bounds(start, end, tz)
+            lo, hi = bounds(start, end, tz)
             part = days[(days["day"] >= start) & (days["day"] <= end)] if len(days) else days
             out.append(_summarize(part, _processing(con, lo, hi), _pending(con, min(hi, now))))
     return out, days
@@ -394,11 +290,11 @@ def summary(start: date, end: date, *, db=None, tz: str | None = None, as_of: da
     processed in the period; ``pending_requests`` is the count at the end of the period
     (or at ``as_of``). Also ``failed_rate`` = failed / attempts.
     """
-    start, end = _check_range(start, end)
-    tz = _tz(tz)
-    lo, hi = _bounds(start, end, tz)
+    start, end = check_range(start, end)
+    tz = timezone(tz)
+    lo, hi = bounds(start, end, tz)
     as_of = as_of or min(hi, datetime.now(UTC))
-    with _reader(db) as con:
+    with reader(db) as con:
         days = _frame(con, start, end, tz)
         proc = _processing(con, lo, hi)
         pend = _pending(con, as_of)
@@ -475,7 +371,7 @@ def kpis_of(s: pd.DataFrame) -> list[dict]:
 def alerts(*, db=None, today: date | None = None) -> list[dict]:
     """The breached KPIs that ``payops status`` shows: yesterday's rates and processing
     time (in the reporting timezone) and the refund requests pending now."""
-    tz = _tz(None)
+    tz = timezone(None)
     now = datetime.now(UTC)
     if today is None:
         today = now.astimezone(ZoneInfo(tz)).date()
@@ -486,179 +382,9 @@ def alerts(*, db=None, today: date | None = None) -> list[dict]:
     return [k for k in kpis(y, y, db=path, tz=tz, as_of=now) if not k["ok"]]
 
 
-# --- insights ------------------------------------------------------------------------
-def customer_insights(customer: str | None = None, *, limit: int | None = None, db=None,
-                      start: date | None = None, end: date | None = None, tz: str | None = None) -> pd.DataFrame:
-    """Per customer and currency: payments, spend, refunds, preferred payment method,
-    first and last activity, and the Stripe dashboard link; biggest spenders first.
-
-    Args:
-        customer: one customer id (default: all customers).
-        limit: at most this many rows.
-        db: database path.
-        start: only activity from this local day.
-        end: only activity up to this local day (inclusive).
-        tz: reporting timezone for ``start``/``end``.
-    """
-    tz = _tz(tz)
-    lo = _bounds(parse_date(start), parse_date(start), tz)[0] if start else None
-    hi = _bounds(parse_date(end), parse_date(end), tz)[1] if end else None
-    with _reader(db) as con:
-        df = con.execute(_sql("customer_insights"), {"customer": customer, "lo": lo, "hi": hi}).df()
-    if customer is not None and df.empty:
-        with _reader(db) as con:
-            known = con.execute("SELECT count(*) FROM customers WHERE id = ?", [customer]).fetchone()[0]
-        if not known:
-            raise NotFound(f"no customer {customer} in the database")
-    return df.head(limit) if limit is not None else df
-
-
-def top_customers(start: date, end: date, *, limit: int = 10, db=None, tz: str | None = None) -> pd.DataFrame:
-    """The ``limit`` biggest spenders of the period in each currency."""
-    df = customer_insights(db=db, start=start, end=end, tz=tz)
-    df = df[df["spend"] > 0]
-    return df.groupby("currency", group_keys=False).head(limit).reset_index(drop=True)
-
-
-def payment_timeline(payment_id: str, *, db=None) -> pd.DataFrame:
-    """What happened to one payment (``pi_...`` or ``ch_...``), oldest first.
-
-    Rows: ``at``, ``event`` (created, charged, failed, fees, refunded, disputed,
-    refund requested / approved / rejected / processed), ``id``, ``amount``, ``currency``,
-    ``status``, ``detail``.
-    """
-    with _reader(db) as con:
-        df = con.execute(
-            """
-            WITH pis AS (
-                SELECT id FROM payment_intents WHERE id = $id
-                UNION SELECT payment_intent FROM charges WHERE id = $id AND payment_intent IS NOT NULL
-            ),
-            chs AS (
-                SELECT id FROM charges WHERE id = $id OR payment_intent IN (SELECT id FROM pis)
-            ),
-            res AS (SELECT id FROM refunds WHERE charge IN (SELECT id FROM chs)),
-            rrs AS (SELECT * FROM refund_requests
-                    WHERE charge IN (SELECT id FROM chs) OR payment_intent IN (SELECT id FROM pis))
-            SELECT created AS "at", 'created' AS event, id, amount, currency, status, NULL AS detail
-              FROM payment_intents WHERE id IN (SELECT id FROM pis)
-            UNION ALL
-            SELECT created, CASE WHEN status = 'failed' THEN 'failed' ELSE 'charged' END, id,
-                   CASE WHEN status = 'succeeded' THEN amount_captured ELSE amount END, currency, status,
-                   coalesce(failure_code, payment_method_type || coalesce(' ' || card_brand, ''))
-              FROM charges WHERE id IN (SELECT id FROM chs)
-            UNION ALL
-            SELECT created, 'fees', id, fee, currency, status, type || ' (Stripe fee)'
-              FROM balance_transactions
-              WHERE source IN (SELECT id FROM chs UNION ALL SELECT id FROM res) AND fee <> 0
-            UNION ALL
-            SELECT created, 'refunded', id, amount, currency, status, reason
-              FROM refunds WHERE id IN (SELECT id FROM res)
-            UNION ALL
-            SELECT created, 'disputed', id, amount, currency, status, reason
-              FROM disputes WHERE charge IN (SELECT id FROM chs)
-            UNION ALL
-            SELECT requested_at, 'refund requested', id::VARCHAR, amount, currency, status,
-                   reason || ' by ' || requested_by FROM rrs
-            UNION ALL
-            SELECT decided_at, CASE WHEN status = 'REJECTED' THEN 'refund rejected' ELSE 'refund approved' END,
-                   id::VARCHAR, amount, currency, status, 'by ' || decided_by
-              FROM rrs WHERE decided_at IS NOT NULL
-            UNION ALL
-            SELECT processed_at, 'refund processed', id::VARCHAR, amount, currency, status, stripe_refund_id
-              FROM rrs WHERE processed_at IS NOT NULL
-            ORDER BY 1, list_position(['created', 'charged', 'failed', 'fees', 'refund requested',
-                                       'refund approved', 'refund rejected', 'refund processed',
-                                       'refunded', 'disputed'], event)
-            """,
-            {"id": payment_id},
-        ).df()
-    if df.empty:
-        raise NotFound(f"no payment {payment_id} in the database")
-    return df
-
-
-def failure_codes(start: date, end: date, *, db=None, tz: str | None = None) -> pd.DataFrame:
-    """Failed charges of the period per currency and failure code, most frequent first."""
-    start, end = _check_range(start, end)
-    lo, hi = _bounds(start, end, _tz(tz))
-    with _reader(db) as con:
-        return con.execute(
-            """
-            SELECT currency, coalesce(failure_code, 'unknown') AS failure_code, count(*) AS failed
-            FROM charges WHERE status = 'failed' AND created >= ? AND created < ?
-            GROUP BY ALL ORDER BY currency, failed DESC, failure_code
-            """,
-            [lo, hi],
-        ).df()
-
-
-def _large_values(con) -> tuple[str, list]:
-    currencies = [r[0] for r in con.execute("SELECT DISTINCT currency FROM refund_requests").fetchall()]
-    if not currencies:
-        return "SELECT NULL::VARCHAR AS currency, NULL::BIGINT AS large WHERE false", []
-    settings = get_settings()
-    values = ", ".join("(?, ?)" for _ in currencies)
-    params = [x for c in currencies for x in (c, large_threshold(c, settings))]
-    return f"SELECT * FROM (VALUES {values}) t(currency, large)", params
-
-
-def refund_requests_breakdown(start: date, end: date, *, db=None, tz: str | None = None,
-                              now: datetime | None = None) -> pd.DataFrame:
-    """Refund requests opened in the period, by currency, current status and priority.
-
-    Priority as the review queue shows it: URGENT / HIGH by the age of a PENDING request
-    (``[refunds] urgent_after_days`` / ``high_after_days``), else LARGE above the
-    currency's ``large_above``, else NORMAL. Columns: currency, status, priority,
-    requests, amount.
-    """
-    start, end = _check_range(start, end)
-    lo, hi = _bounds(start, end, _tz(tz))
-    policy = get_settings().refund_policy
-    now = now or datetime.now(UTC)
-    with _reader(db) as con:
-        large_sql, large_params = _large_values(con)
-        return con.execute(
-            f"""
-            WITH t AS ({large_sql})
-            SELECT rr.currency, rr.status,
-                   CASE WHEN rr.status = 'PENDING' AND rr.requested_at < ?::TIMESTAMPTZ THEN 'URGENT'
-                        WHEN rr.status = 'PENDING' AND rr.requested_at < ?::TIMESTAMPTZ THEN 'HIGH'
-                        WHEN rr.amount > t.large THEN 'LARGE'
-                        ELSE 'NORMAL' END AS priority,
-                   count(*) AS requests, sum(rr.amount)::BIGINT AS amount
-            FROM refund_requests rr LEFT JOIN t USING (currency)
-            WHERE rr.requested_at >= ? AND rr.requested_at < ?
-            GROUP BY ALL ORDER BY rr.currency, rr.status, priority
-            """,
-            large_params + [now - policy.urgent_after, now - policy.high_after, lo, hi],
-        ).df()
-
-
 def processing_times(start: date, end: date, *, db=None, tz: str | None = None) -> pd.DataFrame:
     """Hours from request to processing, one row per request processed in the period."""
-    start, end = _check_range(start, end)
-    lo, hi = _bounds(start, end, _tz(tz))
-    with _reader(db) as con:
+    start, end = check_range(start, end)
+    lo, hi = bounds(start, end, timezone(tz))
+    with reader(db) as con:
         return _processing(con, lo, hi)
-
-
-def biggest_refunds(start: date, end: date, *, limit: int = 10, db=None, tz: str | None = None) -> pd.DataFrame:
-    """The ``limit`` biggest refunds (Stripe refunds created in the period) per currency."""
-    start, end = _check_range(start, end)
-    lo, hi = _bounds(start, end, _tz(tz))
-    with _reader(db) as con:
-        return con.execute(
-            """
-            SELECT * EXCLUDE (rank) FROM (
-                SELECT r.created, r.id AS refund, r.charge, c.customer, cu.email AS customer_email,
-                       r.amount, r.currency, r.status, r.reason, r.payops_request_id,
-                       row_number() OVER (PARTITION BY r.currency ORDER BY r.amount DESC, r.id) AS rank
-                FROM refunds r
-                LEFT JOIN charges c ON c.id = r.charge
-                LEFT JOIN customers cu ON cu.id = c.customer
-                WHERE r.created >= ? AND r.created < ?)
-            WHERE rank <= ? ORDER BY currency, amount DESC, refund
-            """,
-            [lo, hi, limit],
-        ).df()

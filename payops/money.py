@@ -1,11 +1,22 @@
-"""Money in integer minor units, with Stripe's currency exponents.
+"""Money in integer minor units, with Stripe's currency exponents, and the money rules.
 
 Amounts are always ``int`` in the currency's minor unit (cents for USD, yen for JPY, fils
 for KWD). Decimals appear only at the edges: typing an amount in, or showing one.
+
+This module is the one owner of each money rule, in Python and, where SQL needs the rule,
+as a function rendering the SQL expression (portable SQL: integer arithmetic, ``CASE``,
+``coalesce``; no engine-specific macro), so DuckDB, Spark and Python always agree:
+
+- the currency exponent (:func:`exponent`; nothing else computes one),
+- the platform fee (:func:`platform_fee` / :func:`platform_fee_sql`, rounding half-even with
+  :func:`fee` / :func:`fee_sql`),
+- the money figures and what "net" means (:data:`FIGURES`, :func:`net` / :func:`net_sql`,
+  :func:`net_after_platform_fee` / :func:`net_after_platform_fee_sql`).
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
@@ -21,13 +32,41 @@ THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
 __all__ = [
     "ZERO_DECIMAL",
     "THREE_DECIMAL",
+    "FIGURES",
+    "GROSS_PARTS",
     "exponent",
     "to_decimal",
     "from_decimal",
     "fee",
+    "fee_sql",
+    "platform_fee",
+    "platform_fee_sql",
+    "net",
+    "net_sql",
+    "net_after_platform_fee",
+    "net_after_platform_fee_sql",
     "format_amount",
     "sum_by_currency",
 ]
+
+#: The money figures of payops, each with its label and its one meaning. Daily metrics, a
+#: payment's breakdown (the review app), exports, reports and docs/schema.md all use these
+#: names for these meanings and nothing else. A payment's figure is its part of the daily
+#: figure of the same name (its charge, its refunds, its disputes, their Stripe fees).
+FIGURES: dict[str, tuple[str, str]] = {
+    "gross_volume": ("Gross volume", "captured amount of succeeded charges"),
+    "refunded_amount": ("Refunded", "succeeded refunds"),
+    "disputed_amount": ("Disputed", "disputed amounts (disputes opened)"),
+    "stripe_fees": ("Stripe fees", "Stripe's fees from balance transactions (charges, refunds, disputes)"),
+    "platform_fees": ("Platform fees", "the platform's fee on succeeded charges: application_fee_amount, "
+                      "else the configured rate rounded half-even"),
+    "net": ("Net", "gross volume - refunded - disputed - Stripe fees (before the platform fee)"),
+    "net_after_platform_fee": ("Net after platform fee", "net - platform fees"),
+}
+
+#: The parts gross volume splits into, exactly: their sum is ``gross_volume`` for every day,
+#: period and payment (the fee chart stacks these to 100%).
+GROSS_PARTS = ("refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net_after_platform_fee")
 
 
 def _norm(currency: str) -> str:
@@ -47,12 +86,10 @@ def exponent(currency: str) -> int:
 
 
 def _check_int(amount_minor: object) -> int:
-    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int):
-        # numpy integers are fine; floats are not
-        if hasattr(amount_minor, "dtype") and getattr(amount_minor.dtype, "kind", "") in "iu":
-            return int(amount_minor)  # type: ignore[arg-type]
+    # numpy integers are Integral too; floats (and bools, which are ints) are not amounts
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, numbers.Integral):
         raise MoneyError(f"amounts are integers in minor units, got {amount_minor!r}")
-    return amount_minor
+    return int(amount_minor)
 
 
 def to_decimal(amount_minor: int, currency: str) -> Decimal:
@@ -90,13 +127,77 @@ def fee(amount_minor: int, bps: int) -> int:
     ``fee(125, 1000) == 12`` and ``fee(135, 1000) == 14``.
     """
     amount = _check_int(amount_minor)
-    if isinstance(bps, bool) or not isinstance(bps, int):
-        raise MoneyError(f"a fee rate is an integer number of basis points, got {bps!r}")
+    bps = _bps(bps)
     # integer half-even: q is the floor, r the remainder in [0, 10000)
     q, r = divmod(amount * bps, 10000)
     if r > 5000 or (r == 5000 and q % 2):
         q += 1
     return q
+
+
+def _bps(bps: object) -> int:
+    if isinstance(bps, bool) or not isinstance(bps, int):
+        raise MoneyError(f"a fee rate is an integer number of basis points, got {bps!r}")
+    return bps
+
+
+def fee_sql(amount: str, bps: int) -> str:
+    """The SQL expression of :func:`fee`: ``amount * bps / 10000`` rounded half-even.
+
+    Integer arithmetic only, and correct whether the engine's ``%`` truncates (DuckDB, Spark,
+    SQLite) or floors: the remainder is first brought into ``[0, 10000)``, so the quotient is
+    exact. ``bps`` is validated and written into the text as an integer literal.
+
+    Args:
+        amount: a SQL expression of an integer amount in minor units (e.g. a column name).
+        bps: the rate in basis points.
+    """
+    product = f"(({amount}) * {_bps(bps)})"
+    rem = f"((({product} % 10000) + 10000) % 10000)"
+    quotient = f"(({product} - {rem}) // 10000)"
+    return (f"({quotient} + CASE WHEN {rem} > 5000 OR ({rem} = 5000 AND {quotient} % 2 <> 0) "
+            f"THEN 1 ELSE 0 END)")
+
+
+def platform_fee(captured: int, application_fee_amount: int | None, bps: int) -> int:
+    """The platform's fee on one succeeded charge.
+
+    Stripe's ``application_fee_amount`` where the charge has it, else the configured rate
+    ``bps`` of the captured amount, rounded half-even (:func:`fee`).
+    """
+    if application_fee_amount is not None:
+        return _check_int(application_fee_amount)
+    return fee(captured, bps)
+
+
+def platform_fee_sql(captured: str, application_fee_amount: str, bps: int) -> str:
+    """The SQL expression of :func:`platform_fee` over two column expressions."""
+    return f"coalesce({application_fee_amount}, {fee_sql(f'coalesce({captured}, 0)', bps)})"
+
+
+def net(gross_volume: int, refunded_amount: int, disputed_amount: int, stripe_fees: int) -> int:
+    """What is left of the money taken after refunds, disputes and Stripe's fees.
+
+    ``net = gross_volume - refunded_amount - disputed_amount - stripe_fees``; the platform fee
+    is not taken off (that is :func:`net_after_platform_fee`).
+    """
+    parts = [_check_int(x) for x in (gross_volume, refunded_amount, disputed_amount, stripe_fees)]
+    return parts[0] - parts[1] - parts[2] - parts[3]
+
+
+def net_sql(gross_volume: str, refunded_amount: str, disputed_amount: str, stripe_fees: str) -> str:
+    """The SQL expression of :func:`net` over four integer SQL expressions."""
+    return f"(({gross_volume}) - ({refunded_amount}) - ({disputed_amount}) - ({stripe_fees}))"
+
+
+def net_after_platform_fee(net_amount: int, platform_fees: int) -> int:
+    """:func:`net` minus the platform's fees: ``net_after_platform_fee = net - platform_fees``."""
+    return _check_int(net_amount) - _check_int(platform_fees)
+
+
+def net_after_platform_fee_sql(net_amount: str, platform_fees: str) -> str:
+    """The SQL expression of :func:`net_after_platform_fee`."""
+    return f"(({net_amount}) - ({platform_fees}))"
 
 
 def format_amount(amount_minor: int | None, currency: str, locale: str = "en_US") -> str:

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from payops import exports, metrics
+from payops import exports, insights, metrics, money, periods
 from payops.config import get_settings
 from payops.db import database_path
 from payops.errors import ReportError
@@ -275,9 +275,7 @@ Each links its HTML report, the executed notebook,
 # --- what the notebook calls -----------------------------------------------------------
 _HEADLINE = (
     ("attempts", "Payments", "count"), ("success_rate", "Success rate", "rate"),
-    ("gross_volume", "Gross volume", "money"), ("refunded_amount", "Refunded", "money"),
-    ("disputed_amount", "Disputed", "money"), ("stripe_fees", "Stripe fees", "money"),
-    ("platform_fees", "Platform fees", "money"), ("net", "Net", "money"),
+    *((name, label, "money") for name, (label, _) in money.FIGURES.items()),
     ("conversion_rate", "Intent conversion", "rate"), ("requests_opened", "Refund requests opened", "count"),
     ("requests_processed", "Refund requests processed", "count"),
     ("processing_hours_median", "Processing time (median h)", "hours"),
@@ -324,7 +322,7 @@ class Report:
 
     def __init__(self, period: str = "daily", date: str | date | None = None, *, db=None,
                  timezone: str | None = None):
-        self.tz = metrics._tz(timezone or None)
+        self.tz = periods.timezone(timezone or None)
         self.db = database_path(db or None)
         self.period = metrics.period(period, date or None, tz=self.tz)
         p = self.period
@@ -333,11 +331,11 @@ class Report:
         # and earlier charts (DuckDB releases the GIL while it queries).
         kw = {"db": self.db, "tz": self.tz}
         jobs = {
-            "refunds": lambda: metrics.refund_requests_breakdown(p.start, p.end, **kw),
+            "refunds": lambda: insights.refund_requests_breakdown(p.start, p.end, **kw),
             "processing": lambda: metrics.processing_times(p.start, p.end, **kw),
-            "failures": lambda: metrics.failure_codes(p.start, p.end, **kw),
-            "top": lambda: metrics.top_customers(p.start, p.end, limit=10, **kw),
-            "biggest": lambda: metrics.biggest_refunds(p.start, p.end, limit=10, **kw),
+            "failures": lambda: insights.failure_codes(p.start, p.end, **kw),
+            "top": lambda: insights.top_customers(p.start, p.end, limit=10, **kw),
+            "biggest": lambda: insights.biggest_refunds(p.start, p.end, limit=10, **kw),
         }
         pool = ThreadPoolExecutor(max_workers=1)
         self._data = {name: pool.submit(job) for name, job in jobs.items()}
@@ -402,7 +400,7 @@ class Report:
         # one query serves the chart and the table
         if limit <= 10:
             return self._data["top"].result().groupby("currency", group_keys=False).head(limit)
-        return metrics.top_customers(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
+        return insights.top_customers(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
 
     def top_customers(self, limit: int = 10) -> pd.DataFrame:
         """The biggest spenders of the period per currency."""
@@ -418,7 +416,7 @@ class Report:
     def biggest_refunds(self, limit: int = 10) -> pd.DataFrame:
         """The biggest refunds of the period per currency."""
         df = self._data["biggest"].result().groupby("currency", group_keys=False).head(limit) if limit <= 10 \
-            else metrics.biggest_refunds(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
+            else insights.biggest_refunds(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
         if df.empty:
             return pd.DataFrame({"refund": ["No refunds in this period."]})
         return pd.DataFrame({
@@ -484,37 +482,41 @@ class Report:
         return fig
 
     def fee_chart(self):
-        """Stripe fees, platform fees and net as a share of gross volume, per currency, this
-        period and the previous one (amounts written on the bars)."""
+        """Where gross volume went, per currency, this period and the previous one.
+
+        One stacked bar per row, split into :data:`payops.money.GROSS_PARTS` (refunded,
+        disputed, Stripe fees, platform fees, net after platform fee) as shares of gross
+        volume: the parts add up to gross volume exactly, so every bar ends at 100%.
+        """
         if not self.currencies:
             return self._empty("No payments in this period.")
-        parts = (("stripe_fees", "Stripe fees", "#C44E52"), ("platform_fees", "Platform fees", "#8172B3"),
-                 ("net", "Net", "#55A868"))
+        colors = {"refunded_amount": "#DD8452", "disputed_amount": "#937860", "stripe_fees": "#C44E52",
+                  "platform_fees": "#8172B3", "net_after_platform_fee": "#55A868"}
         prev = self._previous.set_index("currency")
         cur = self._current.set_index("currency")
         rows = []
         for c in self.currencies:
-            rows.append((f"{c.upper()} this period", c, cur.loc[c]))
-            if c in prev.index:
-                rows.append((f"{c.upper()} previous", c, prev.loc[c]))
-        fig, (ax,) = self._grid(1, 0.65 * len(rows) + 1.5, bottom=1.0)
-        height = 0.8 / len(parts)
-        for i, (key, label, color) in enumerate(parts):
-            ys, xs, texts = [], [], []
-            for k, (_, c, row) in enumerate(rows):
-                gross = int(row["gross_volume"])
-                ys.append(k + i * height - 0.4 + height / 2)
-                xs.append(100 * int(row[key]) / gross if gross else 0)
-                texts.append(format_amount(int(row[key]), c))
-            ax.barh(ys, xs, height=height, color=color, label=label)
-            for y, x, t in zip(ys, xs, texts, strict=False):
-                ax.text(max(x, 0) + 0.5, y, t, va="center", fontsize="small")
+            for label, frame in ((f"{c.upper()} this period", cur), (f"{c.upper()} previous", prev)):
+                if c in frame.index and int(frame.loc[c, "gross_volume"]):
+                    rows.append((label, c, frame.loc[c]))
+        if not rows:
+            return self._empty("No gross volume in this period.")
+        fig, (ax,) = self._grid(1, 0.5 * len(rows) + 1.6, bottom=1.0)
+        left = [0.0] * len(rows)
+        for part in money.GROSS_PARTS:
+            shares = [100 * int(row[part]) / int(row["gross_volume"]) for _, _, row in rows]
+            ax.barh(range(len(rows)), shares, left=left, height=0.6, color=colors[part],
+                    label=money.FIGURES[part][0])
+            for k, (x0, w) in enumerate(zip(left, shares, strict=True)):
+                if w >= 6:  # the amount fits inside its segment
+                    ax.text(x0 + w / 2, k, f"{w:.0f}%", ha="center", va="center", fontsize="small", color="white")
+            left = [x0 + w for x0, w in zip(left, shares, strict=True)]
         ax.set_yticks(range(len(rows)), [r[0] for r in rows])
         ax.invert_yaxis()
-        ax.set_xlim(0, 118)
-        ax.set_xlabel("% of gross volume")
-        ax.set_title("Fees and net as a share of gross volume (amounts in each currency)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(parts))
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of gross volume (amounts per currency in the table above)")
+        ax.set_title("Where gross volume went")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(money.GROSS_PARTS), fontsize="small")
         return fig
 
     def refunds_chart(self):

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import factories as F
 import pandas as pd
 import pytest
 
+from payops import money
 from payops.errors import InvalidInput
 from payops.ingest import ingest_objects
 from payops.ui import display as D
+
+NOW = 1_795_000_000  # a fixed instant (2026-11-18 UTC): no test depends on the day it runs
 
 
 def test_priority_badges_most_urgent_first():
@@ -102,7 +103,7 @@ def test_fee_breakdown_sums_per_currency_never_across():
 
 
 def _payment(n: int, *, amount=4500, currency="usd", fee=161, app_fee=675, refunded=0) -> list[dict]:
-    now = int(time.time()) - 3600
+    now = NOW
     return [
         F.customer(f"cus_{n}", created=now),
         F.payment_intent(f"pi_{n}", customer=f"cus_{n}", latest_charge=f"ch_{n}", amount=amount,
@@ -117,13 +118,18 @@ def _payment(n: int, *, amount=4500, currency="usd", fee=161, app_fee=675, refun
 
 
 def test_payment_breakdown_amount_fees_net(db_path):
-    ingest_objects(_payment(1) + _payment(2, amount=3000, currency="jpy", fee=108, app_fee=450, refunded=1000))
+    ingest_objects(_payment(1) + _payment(2, amount=3000, currency="jpy", fee=108, app_fee=450, refunded=1000)
+                   + [F.refund("re_2", charge="ch_2", payment_intent="pi_2", amount=1000, currency="jpy", created=NOW)])
     b = D.payment_breakdown("pi_1")
-    assert (b["amount"], b["stripe_fee"], b["platform_fee"], b["refunded"]) == (4500, 161, 675, 0)
-    assert b["net"] == 4500 - 161 - 675
+    assert (b["amount"], b["gross_volume"], b["stripe_fees"], b["platform_fees"], b["refunded_amount"]) == (
+        4500, 4500, 161, 675, 0)
+    # net: after Stripe fees, refunds and disputes; the platform fee comes off only in net_after_platform_fee
+    assert b["net"] == 4500 - 161 and b["net_after_platform_fee"] == 4500 - 161 - 675
     assert b["livemode"] is False
-    assert D.payment_breakdown("ch_2")["net"] == 3000 - 108 - 450 - 1000
+    jpy = D.payment_breakdown("ch_2")
+    assert (jpy["net"], jpy["net_after_platform_fee"]) == (3000 - 108 - 1000, 3000 - 108 - 1000 - 450)
     assert D.payment_breakdown("pi_nope") is None
+    assert [key for _, key in D.BREAKDOWN_FIGURES] == ["amount", *money.FIGURES]
 
 
 def test_recent_and_customer_payments(db_path):

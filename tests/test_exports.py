@@ -34,7 +34,7 @@ def data(db_path, monkeypatch):
                  created=T(2026, 11, 3, 12, 0), balance_transaction=None),
         f.charge("ch_fail", status="failed", amount=500, amount_captured=0, paid=False, created=T(2026, 11, 3, 13, 0),
                  failure_code="card_declined", balance_transaction=None),
-        f.balance_transaction("txn_1", amount=1312, fee=68, net=1244, created=T(2026, 11, 2, 23, 59)),
+        f.balance_transaction("txn_1", source="ch_usd", amount=1312, fee=68, net=1244, created=T(2026, 11, 2, 23, 59)),
         f.refund("re_1", charge="ch_usd", amount=-5 + 1005, created=T(2026, 11, 4, 9, 0)),
     ]
     ingest_objects(objs, db=db_path)
@@ -48,10 +48,16 @@ def test_amounts_carry_minor_units_and_exact_decimal_strings(data):
     assert rows.loc["ch_jpy", "amount_decimal"] == "1000"
     assert rows.loc["ch_kwd", "amount_decimal"] == "12.345"
     # platform fee: application_fee_amount, else 15% rounded half-even (1312 * 0.15 = 196.8 -> 197)
-    assert rows.loc["ch_usd", "platform_fee"] == 197 and rows.loc["ch_usd", "platform_fee_decimal"] == "1.97"
-    assert rows.loc["ch_jpy", "platform_fee"] == 150
-    assert pd.isna(rows.loc["ch_fail", "platform_fee"]) and rows.loc["ch_fail", "platform_fee_decimal"] is None
-    assert rows.loc["ch_usd", "stripe_fee_decimal"] == "0.68"
+    assert rows.loc["ch_usd", "platform_fees"] == 197 and rows.loc["ch_usd", "platform_fees_decimal"] == "1.97"
+    assert rows.loc["ch_jpy", "platform_fees"] == 150
+    assert rows.loc["ch_kwd", "platform_fees"] == 1852 and rows.loc["ch_kwd", "platform_fees_decimal"] == "1.852"
+    # a failed charge adds nothing to any money figure
+    assert rows.loc["ch_fail", ["gross_volume", "platform_fees", "net"]].tolist() == [0, 0, 0]
+    assert rows.loc["ch_usd", "stripe_fees_decimal"] == "0.68"
+    # the figures of payops.money.FIGURES, with their one meaning: net before, and after, the platform fee
+    usd = rows.loc["ch_usd"]
+    assert (usd["gross_volume"], usd["refunded_amount"], usd["stripe_fees"]) == (1312, 1000, 68)
+    assert usd["net"] == 1312 - 1000 - 68 and usd["net_after_platform_fee"] == 1312 - 1000 - 68 - 197
     for amount, cur in ((-1, "usd"), (5, "usd"), (-123456, "kwd"), (0, "jpy")):
         got = exports.add_decimals(pd.DataFrame({"currency": [cur], "amount": [amount]}), ["amount"])
         assert got["amount_decimal"][0] == str(to_decimal(amount, cur))
@@ -75,7 +81,7 @@ def test_csv_opens_cleanly_in_a_spreadsheet(data, tmp_path):
     rows = {r["charge"]: r for r in csv.DictReader(pay.read_text(encoding="utf-8-sig").splitlines())}
     assert rows["ch_usd"]["amount"] == "1312" and rows["ch_usd"]["amount_decimal"] == "13.12"
     assert rows["ch_usd"]["created"] == "2026-11-02T22:59:00Z"
-    assert rows["ch_fail"]["platform_fee"] == ""
+    assert rows["ch_fail"]["platform_fees"] == "0"
 
 
 def test_json_shape_and_parquet_types(data, tmp_path):

@@ -11,7 +11,7 @@ import factories as f
 import pytest
 from click.testing import CliRunner
 
-from payops import metrics
+from payops import insights, metrics, payments
 from payops.cli import cli
 from payops.db import connect, query
 from payops.ingest import ingest_objects
@@ -152,6 +152,7 @@ def expected(tz: str, objs, requests) -> dict:
             hours[(proc.astimezone(zone).date(), cur)].append((proc - req).total_seconds() / 3600)
     for (d, cur), r in out.items():
         r["net"] = r["gross_volume"] - r["refunded_amount"] - r["disputed_amount"] - r["stripe_fees"]
+        r["net_after_platform_fee"] = r["net"] - r["platform_fees"]
         end = datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=zone)
         r["pending_requests"] = sum(
             1 for _, c, _, _, req, dec, _ in requests if c == cur and req < end and (dec is None or dec >= end))
@@ -161,7 +162,7 @@ def expected(tz: str, objs, requests) -> dict:
 
 
 INT_COLUMNS = ("attempts", "succeeded", "failed", "gross_volume", "refunded_amount", "disputed_amount",
-               "stripe_fees", "platform_fees", "net", "intents_created", "intents_succeeded",
+               "stripe_fees", "platform_fees", "net", "net_after_platform_fee", "intents_created", "intents_succeeded",
                "requests_opened", "requests_decided", "requests_processed", "pending_requests")
 
 
@@ -328,20 +329,22 @@ def test_analytics_command(db_path, monkeypatch):
 def test_customer_insights_and_payment_timeline(db_path, monkeypatch):
     monkeypatch.setenv("PAYOPS_TIMEZONE", "America/New_York")
     load(db_path, "America/New_York")
-    ci = metrics.customer_insights(db=db_path)
+    ci = insights.customer_insights(db=db_path)
     usd = ci[(ci["customer"] == "cus_1") & (ci["currency"] == "usd")].iloc[0]
     assert (usd["payments"], usd["succeeded"], usd["spend"], usd["refunds"], usd["refunded_amount"]) == (5, 3, 9499, 1, 1000)
     assert usd["preferred_payment_method"] == "card (visa)"
     assert usd["dashboard_url"] == "https://dashboard.stripe.com/test/customers/cus_1"
     assert usd["first_activity"] < usd["last_activity"]
-    assert len(metrics.customer_insights("cus_2", db=db_path)) == 1
+    assert len(insights.customer_insights("cus_2", db=db_path)) == 1
     with pytest.raises(Exception, match="no customer"):
-        metrics.customer_insights("cus_nope", db=db_path)
-    tl = metrics.payment_timeline("pi_a", db=db_path)
+        insights.customer_insights("cus_nope", db=db_path)
+    tl = payments.timeline("pi_a", db=db_path)
     assert list(tl["event"]) == ["created", "charged", "fees", "refunded"]
-    assert list(metrics.payment_timeline("ch_h", db=db_path)["event"]) == ["created", "charged", "fees", "refunded", "disputed"]
+    # the dispute's Stripe fee shows too: a payment's fees are its charge's, refunds' and disputes'
+    assert list(payments.timeline("ch_h", db=db_path)["event"]) == [
+        "created", "charged", "fees", "refunded", "fees", "disputed"]
     with pytest.raises(Exception, match="no payment"):
-        metrics.payment_timeline("pi_missing", db=db_path)
+        payments.timeline("pi_missing", db=db_path)
 
 
 def test_time_buckets_never_straddle_local_days():

@@ -89,3 +89,85 @@ def test_format_amount():
 
 def test_sum_by_currency_never_mixes():
     assert sum_by_currency([(100, "usd"), (200, "USD"), (300, "jpy")]) == {"usd": 300, "jpy": 300}
+
+
+# --- the SQL forms of the money rules agree with the Python ones ----------------------
+EDGE_AMOUNTS = [0, 1, 5, 15, 25, 125, 135, 4500, 6667, 9_999, 10_001, 33_333, 123_456_789, 9_007_199_254,
+                -1, -5, -125, -135, -4500]
+EDGE_BPS = [0, 1, 290, 1000, 1500, 3333, 5000, 9999, 10_000]
+
+
+def _duckdb_values(expr: str, amounts: list[int]) -> list[int]:
+    import duckdb
+
+    con = duckdb.connect()
+    rows = ", ".join(f"({i}, {a})" for i, a in enumerate(amounts))
+    got = con.execute(f"SELECT {expr} FROM (VALUES {rows}) t(i, x) ORDER BY i").fetchall()
+    con.close()
+    return [r[0] for r in got]
+
+
+@pytest.mark.parametrize("bps", EDGE_BPS)
+def test_fee_sql_agrees_with_fee_on_edge_cases(bps):
+    from payops.money import fee_sql
+
+    # every half-way remainder (x.5 of a minor unit) for odd and even quotients, signs, big amounts
+    amounts = EDGE_AMOUNTS + [k * 10_000 // max(bps, 1) for k in range(1, 8)] + [k * 5_000 // max(bps, 1) for k in range(1, 8)]
+    assert _duckdb_values(fee_sql("x", bps), amounts) == [fee(a, bps) for a in amounts]
+
+
+def test_fee_sql_on_an_engine_whose_division_truncates():
+    # Spark and SQLite truncate integer division and remainders toward zero; the expression
+    # must not depend on it. sqlglot writes the same text for SQLite, which runs it here.
+    sqlglot = pytest.importorskip("sqlglot")
+    import sqlite3
+
+    from payops.money import fee_sql
+
+    con = sqlite3.connect(":memory:")
+    for bps in (290, 1500, 3333):
+        sql = sqlglot.transpile(f"SELECT {fee_sql('x', bps)} FROM t", read="duckdb", write="sqlite")[0]
+        con.execute("DROP TABLE IF EXISTS t")
+        con.execute("CREATE TABLE t (i INTEGER, x INTEGER)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(EDGE_AMOUNTS[:14] + EDGE_AMOUNTS[15:])))
+        got = [r[0] for r in con.execute(sql.replace(" FROM t", ", i FROM t ORDER BY i"))]
+        assert got == [fee(a, bps) for a in EDGE_AMOUNTS[:14] + EDGE_AMOUNTS[15:]], bps
+        assert "DIV" in sqlglot.transpile(fee_sql("x", bps), read="duckdb", write="spark")[0]
+
+
+def test_platform_fee_and_net_sql_agree_with_python():
+    import duckdb
+
+    from payops.money import (
+        net,
+        net_after_platform_fee,
+        net_after_platform_fee_sql,
+        net_sql,
+        platform_fee,
+        platform_fee_sql,
+    )
+
+    con = duckdb.connect()
+    cases = [(4500, 675), (4500, None), (1312, None), (125, None), (0, None), (3000, 0)]
+    for captured, app_fee in cases:
+        got = con.execute(f"SELECT {platform_fee_sql('$c', '$a', 1500)}", {"c": captured, "a": app_fee}).fetchone()[0]
+        assert got == platform_fee(captured, app_fee, 1500)
+    assert platform_fee(1312, None, 1500) == 197 and platform_fee(4500, 675, 1000) == 675
+    row = con.execute(f"SELECT {net_sql('10000', '1500', '500', '320')}, "
+                      f"{net_after_platform_fee_sql(net_sql('10000', '1500', '500', '320'), '1500')}").fetchone()
+    assert row == (net(10000, 1500, 500, 320), net_after_platform_fee(net(10000, 1500, 500, 320), 1500)) == (7680, 6180)
+    with pytest.raises(MoneyError):
+        net(100.0, 0, 0, 0)
+    with pytest.raises(MoneyError):
+        platform_fee_sql("x", "y", "1500")  # a rate is an integer, never text pasted into SQL
+
+
+def test_figures_and_gross_parts():
+    from payops.money import FIGURES, GROSS_PARTS, net, net_after_platform_fee
+
+    assert set(GROSS_PARTS) < set(FIGURES) and "gross_volume" in FIGURES
+    gross, refunded, disputed, stripe, platform = 10_000, 1_500, 500, 320, 1_500
+    n = net(gross, refunded, disputed, stripe)
+    parts = {"refunded_amount": refunded, "disputed_amount": disputed, "stripe_fees": stripe,
+             "platform_fees": platform, "net_after_platform_fee": net_after_platform_fee(n, platform)}
+    assert sum(parts[p] for p in GROSS_PARTS) == gross

@@ -1,7 +1,9 @@
 -- daily_metrics for the reporting days [$start_day, $end_day] in time zone $tz, per currency.
--- Parameters: $lo / $hi (TIMESTAMPTZ, UTC bounds of those local days), $tz, $bps (platform
--- fee rate where Stripe has no application_fee_amount), $start_day / $end_day (DATE),
--- $bucket_s / $bucket_us (the UTC bucket size in seconds / microseconds, see below).
+-- Parameters: $lo / $hi (TIMESTAMPTZ, UTC bounds of those local days), $tz, $start_day /
+-- $end_day (DATE), $bucket_s / $bucket_us (the UTC bucket size in seconds / microseconds,
+-- see below). The three fields in braces (platform fee, net, net after platform fee) are
+-- filled in by payops.metrics.daily_metrics_query with the money rules' SQL from
+-- payops.money: this file holds no copy of a money rule.
 --
 -- Set-based: one GROUP BY per source table, joined on (day, currency). The big tables are
 -- first grouped by UTC time bucket ($bucket_s seconds: a day when the zone is UTC, an hour
@@ -17,14 +19,8 @@ ch_q AS (
            count(*) FILTER (WHERE ok) AS succeeded,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            sum(captured) FILTER (WHERE ok) AS gross_volume,
-           -- platform fee per charge: Stripe's application_fee_amount, else the configured
-           -- rate rounded half-even to a whole minor unit (integer maths, no float ever)
-           sum(CASE WHEN application_fee_amount IS NOT NULL THEN application_fee_amount
-                    ELSE captured * $bps // 10000
-                         + CASE WHEN (captured * $bps) % 10000 > 5000
-                                  OR ((captured * $bps) % 10000 = 5000 AND (captured * $bps // 10000) % 2 = 1)
-                                THEN 1 ELSE 0 END END)
-               FILTER (WHERE ok) AS platform_fees
+           -- payops.money.platform_fee_sql: application_fee_amount, else the rate, half-even
+           sum({platform_fee}) FILTER (WHERE ok) AS platform_fees
     FROM (SELECT currency, status, application_fee_amount, status = 'succeeded' AS ok,
                  epoch_us(created) // $bucket_us AS q,
                  coalesce(amount_captured, 0) AS captured
@@ -124,8 +120,8 @@ SELECT k.day,
        coalesce(dp.disputed_amount, 0)::BIGINT AS disputed_amount,
        coalesce(bt.stripe_fees, 0)::BIGINT AS stripe_fees,
        coalesce(ch.platform_fees, 0)::BIGINT AS platform_fees,
-       (coalesce(ch.gross_volume, 0) - coalesce(re.refunded_amount, 0)
-        - coalesce(dp.disputed_amount, 0) - coalesce(bt.stripe_fees, 0))::BIGINT AS net,
+       {net}::BIGINT AS net,
+       {net_after_platform_fee}::BIGINT AS net_after_platform_fee,
        coalesce(pi.intents_created, 0)::BIGINT AS intents_created,
        coalesce(pi.intents_succeeded, 0)::BIGINT AS intents_succeeded,
        pi.intents_succeeded / nullif(pi.intents_created, 0) AS conversion_rate,

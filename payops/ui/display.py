@@ -1,10 +1,10 @@
 """Display helpers the notebooks and the review app share.
 
 Badges for refund-request statuses and priorities, links into the Stripe dashboard (test or
-live by ``livemode``), money formatted per currency, styled DataFrames, charts, and the few
-read-only queries the notebooks need that no library module offers (recent payments, one
-payment's fee breakdown, a customer's payments). Nothing here decides anything: rules live
-in :mod:`payops.refunds`, metrics in :mod:`payops.metrics`.
+live by ``livemode``), money formatted per currency, styled DataFrames and charts. Nothing
+here queries or decides anything: payments are read through :mod:`payops.payments` (the
+names below that read payments are that module's functions), rules live in
+:mod:`payops.refunds` and :mod:`payops.money`, metrics in :mod:`payops.metrics`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from payops.db import query
+from payops import money as money_figures
+from payops import payments
 from payops.errors import InvalidInput
 from payops.money import format_amount, to_decimal
 
@@ -44,6 +45,7 @@ __all__ = [
     "chart_daily",
     "chart_top_customers",
     "fee_breakdown",
+    "BREAKDOWN_FIGURES",
 ]
 
 PRIORITY_BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
@@ -243,139 +245,40 @@ def styled(
     return styler
 
 
-# --- read-only queries the notebooks and the app need --------------------------------
+# --- payments, read through payops.payments ------------------------------------------
+# The review app and the notebooks read payments here under the names they have always used;
+# the queries and the money rules live in payops.payments (these are the same functions).
+payment_breakdown = payments.breakdown
+payment_refunds = payments.refunds_of
+data_range = payments.data_range
+request_currencies = payments.request_currencies
+recent_refunds = payments.recent_refunds
+#: (label, key) of a payment's breakdown, for showing it (payops.payments.BREAKDOWN_FIGURES)
+BREAKDOWN_FIGURES = payments.BREAKDOWN_FIGURES
+
+
 def recent_payments(limit: int = 20, *, db: str | Path | None = None) -> pd.DataFrame:
     """The newest payments (charges), newest first, with a badge and their ids.
 
     Columns: created, badge, amount, currency, customer, customer_email, payment_intent,
     charge, payment_method_type, card_brand, failure_message, livemode.
     """
-    df = query(
-        """
-        SELECT c.created, c.status, c.refunded, c.disputed, c.amount_refunded, c.amount,
-               c.currency, c.customer, cu.email AS customer_email, c.payment_intent,
-               c.id AS charge, c.payment_method_type, c.card_brand, c.failure_message,
-               coalesce(c.livemode, false) AS livemode
-        FROM charges c LEFT JOIN customers cu ON cu.id = c.customer
-        ORDER BY c.created DESC, c.id
-        LIMIT ?
-        """,
-        [int(limit)],
-        db=db,
-    )
-    return _with_payment_badge(df)
+    return _with_payment_badge(payments.recent(limit, db=db))
+
+
+def customer_payments(customer: str, limit: int = 50, *, db: str | Path | None = None) -> pd.DataFrame:
+    """One customer's payments (charges), newest first, with badges (columns as :func:`recent_payments`)."""
+    return _with_payment_badge(payments.of_customer(customer, limit, db=db).drop(columns=["customer", "customer_email"]))
 
 
 def _with_payment_badge(df: pd.DataFrame) -> pd.DataFrame:
     badges = [
         payment_badge(s, refunded=bool(r), disputed=bool(d), partly_refunded=bool(ar and ar > 0))
-        for s, r, d, ar in zip(df["status"], df["refunded"], df["disputed"], df["amount_refunded"].fillna(0), strict=False)
+        for s, r, d, ar in zip(df["status"], df["refunded"], df["disputed"], df["amount_refunded"].fillna(0),
+                               strict=False)
     ]
     df.insert(1, "badge", badges)
     return df.drop(columns=["status", "refunded", "disputed", "amount_refunded"])
-
-
-def customer_payments(customer: str, limit: int = 50, *, db: str | Path | None = None) -> pd.DataFrame:
-    """One customer's payments (charges), newest first, with badges (columns as :func:`recent_payments`)."""
-    df = query(
-        """
-        SELECT c.created, c.status, c.refunded, c.disputed, c.amount_refunded, c.amount,
-               c.currency, c.payment_intent, c.id AS charge, c.payment_method_type, c.card_brand,
-               c.failure_message, coalesce(c.livemode, false) AS livemode
-        FROM charges c WHERE c.customer = ?
-        ORDER BY c.created DESC, c.id
-        LIMIT ?
-        """,
-        [customer, int(limit)],
-        db=db,
-    )
-    return _with_payment_badge(df)
-
-
-def recent_refunds(limit: int = 20, *, db: str | Path | None = None) -> pd.DataFrame:
-    """The newest Stripe refunds, newest first, with the payops request that caused each (if any).
-
-    Columns: created, id, amount, currency, status, reason, payment_intent, charge,
-    payops_request_id, livemode.
-    """
-    return query(
-        """
-        SELECT r.created, r.id, r.amount, r.currency, r.status, r.reason, r.payment_intent,
-               r.charge, r.payops_request_id, coalesce(c.livemode, false) AS livemode
-        FROM refunds r LEFT JOIN charges c ON c.id = r.charge
-        ORDER BY r.created DESC, r.id
-        LIMIT ?
-        """,
-        [int(limit)],
-        db=db,
-    )
-
-
-def payment_breakdown(payment_id: str, *, db: str | Path | None = None) -> dict[str, Any] | None:
-    """Where the money of one payment went: amount, Stripe fee, platform fee, net, refunded.
-
-    The Stripe fee comes from the charge's balance transaction; the platform fee is
-    ``application_fee_amount``; net = amount - Stripe fee - platform fee - refunded. All in
-    minor units of ``currency``. None if the payment is unknown.
-
-    Args:
-        payment_id: a payment intent (``pi_...``) or a charge (``ch_...``).
-    """
-    column = "c.payment_intent" if str(payment_id).startswith("pi_") else "c.id"
-    df = query(
-        f"""
-        SELECT c.id AS charge, c.payment_intent, c.customer, c.currency,
-               coalesce(c.amount_captured, c.amount) AS amount,
-               bt.fee AS stripe_fee,
-               coalesce(c.application_fee_amount, pi.application_fee_amount) AS platform_fee,
-               coalesce(c.amount_refunded, 0) AS refunded,
-               c.status, c.disputed, coalesce(c.livemode, pi.livemode, false) AS livemode,
-               pi.booking_id, b.status AS booking_status, b.session_start, b.tutor_id
-        FROM charges c
-        LEFT JOIN balance_transactions bt ON bt.id = c.balance_transaction
-        LEFT JOIN payment_intents pi ON pi.id = c.payment_intent
-        LEFT JOIN bookings b ON b.payment_intent = c.payment_intent
-        WHERE {column} = ?
-        ORDER BY (c.status = 'succeeded') DESC, c.created DESC
-        LIMIT 1
-        """,
-        [payment_id],
-        db=db,
-    )
-    if df.empty:
-        return None
-    row = {k: (None if _isna(v) else v) for k, v in df.iloc[0].to_dict().items()}
-    for key in ("amount", "stripe_fee", "platform_fee", "refunded"):
-        row[key] = None if row[key] is None else int(row[key])
-    known = [row[k] or 0 for k in ("stripe_fee", "platform_fee", "refunded")]
-    row["net"] = None if row["amount"] is None else row["amount"] - sum(known)
-    row["livemode"] = bool(row["livemode"])
-    return row
-
-
-def payment_refunds(payment_intent: str, *, db: str | Path | None = None) -> pd.DataFrame:
-    """The Stripe refunds of one payment intent, oldest first."""
-    return query(
-        "SELECT created, id, amount, currency, status, reason, payops_request_id FROM refunds "
-        "WHERE payment_intent = ? ORDER BY created, id",
-        [payment_intent],
-        db=db,
-    )
-
-
-def data_range(*, db: str | Path | None = None) -> tuple[Any, Any]:
-    """The first and last day (UTC dates) that have payments; ``(None, None)`` for an empty database."""
-    df = query("SELECT min(created)::DATE AS first_day, max(created)::DATE AS last_day FROM charges", db=db)
-    first, last = df.iloc[0]["first_day"], df.iloc[0]["last_day"]
-    if _isna(first):
-        return None, None
-    return pd.Timestamp(first).date(), pd.Timestamp(last).date()
-
-
-def request_currencies(*, db: str | Path | None = None) -> list[str]:
-    """The currencies refund requests exist in (for the review app's currency filter)."""
-    df = query("SELECT DISTINCT currency FROM refund_requests ORDER BY 1", db=db)
-    return [str(c) for c in df["currency"]]
 
 
 # --- charts and summaries ----------------------------------------------------------
@@ -458,13 +361,13 @@ def chart_top_customers(insights: pd.DataFrame, *, currency: str | None = None, 
 
 
 def fee_breakdown(daily: pd.DataFrame) -> pd.DataFrame:
-    """Per currency: gross volume, refunds, disputes, Stripe fees, platform fees and net over the rows.
+    """Per currency: the money figures of :data:`payops.money.FIGURES` summed over the rows.
 
-    Sums stay per currency (integers in minor units); use :func:`styled` with
+    Gross volume, refunded, disputed, Stripe fees, platform fees, net and net after platform
+    fee. Sums stay per currency (integers in minor units); use :func:`styled` with
     ``money_columns`` to show them.
     """
-    cols = ["gross_volume", "refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net"]
-    present = [c for c in cols if c in daily.columns]
+    present = [c for c in money_figures.FIGURES if c in daily.columns]
     out = daily.groupby("currency", as_index=False)[present].sum()
     for c in present:
         out[c] = out[c].astype("int64")

@@ -599,9 +599,7 @@ class RefundReview:
                 "<b>Payment</b><table>"
                 + "".join(
                     f"<tr><td>{label}</td><td class='num'>{e(D.money(bd[key], c)) if bd[key] is not None else '–'}</td></tr>"
-                    for label, key in (("Amount", "amount"), ("Stripe fee", "stripe_fee"),
-                                       ("Platform fee", "platform_fee"), ("Refunded", "refunded"),
-                                       ("Net", "net"))
+                    for label, key in D.BREAKDOWN_FIGURES
                 )
                 + "</table>"
             )
