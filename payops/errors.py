@@ -103,13 +103,6 @@ class PermissionDenied(RefundError):
     """The user lacks the role needed for this action."""
 
 
-class Conflict(RefundError):
-    """The request changed under us (someone else decided it first)."""
-
-
-class IllegalTransition(RefundError):
-    """That state change is not allowed."""
-
 
 # --- reports -------------------------------------------------------------------------
 class ReportError(TerminalError):

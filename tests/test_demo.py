@@ -129,7 +129,8 @@ def test_refund_request_fields_are_consistent(small):
             assert failure and "{charge}" not in failure
         if status in ("APPROVED", "PROCESSING", "PROCESSED", "FAILED") and amount > 5000 and first != "policy":
             assert second and second != first and second != by
-    (n,) = rows(path, "SELECT count(*) FROM refund_requests WHERE status = 'APPROVED' AND second_approver IS NOT NULL")[0]
+    (n,) = rows(path, "SELECT count(*) FROM refund_requests "
+                      "WHERE status = 'APPROVED' AND second_approver IS NOT NULL")[0]
     assert n >= 1
 
 
@@ -167,7 +168,8 @@ def test_default_size_volume_and_failure_rate(default_demo):
     assert 0.03 <= failed / total <= 0.06
     codes = {c for (c,) in rows(path, "SELECT DISTINCT failure_code FROM charges WHERE failure_code IS NOT NULL")}
     assert {"card_declined", "expired_card", "incorrect_cvc"} <= codes
-    assert rows(path, "SELECT count(*) FROM charges WHERE status = 'failed' AND balance_transaction IS NOT NULL")[0][0] == 0
+    assert rows(path, "SELECT count(*) FROM charges "
+                      "WHERE status = 'failed' AND balance_transaction IS NOT NULL")[0][0] == 0
     # a failed payment intent waits for a new payment method
     assert rows(path, "SELECT DISTINCT p.status FROM payment_intents p JOIN charges c ON c.id = p.latest_charge "
                       "WHERE c.status = 'failed'") == [("requires_payment_method",)]
@@ -181,7 +183,8 @@ def test_default_size_volume_and_failure_rate(default_demo):
     assert dstatuses == {"needs_response", "under_review", "won", "lost"}
     bstatuses = {s for (s,) in rows(path, "SELECT DISTINCT status FROM bookings")}
     assert bstatuses == {"scheduled", "completed", "cancelled", "no_show"}
-    assert rows(path, "SELECT count(*) FROM bookings WHERE status = 'scheduled' AND session_start <= ?", [MOMENT])[0][0] == 0
+    assert rows(path, "SELECT count(*) FROM bookings WHERE status = 'scheduled' AND session_start <= ?",
+                [MOMENT])[0][0] == 0
     # more volume on weekday afternoons and evenings (UTC) than at night
     evening, night = rows(path, "SELECT count(*) FILTER (WHERE hour(created) BETWEEN 15 AND 21), "
                                 "count(*) FILTER (WHERE hour(created) BETWEEN 1 AND 7) FROM payment_intents")[0]
@@ -227,7 +230,8 @@ def test_money_is_consistent(default_demo):
     assert rows(path, "SELECT count(*) FROM (SELECT created::DATE, currency FROM payouts GROUP BY ALL "
                       "HAVING count(*) > 1)")[0][0] == 0
     # disputes: the charge says so, and the balance moved
-    assert rows(path, "SELECT count(*) FROM disputes d JOIN charges c ON c.id = d.charge WHERE NOT c.disputed")[0][0] == 0
+    assert rows(path, "SELECT count(*) FROM disputes d JOIN charges c ON c.id = d.charge "
+                      "WHERE NOT c.disputed")[0][0] == 0
     assert rows(path, "SELECT count(*) FROM balance_transactions WHERE type = 'adjustment' "
                       "AND reporting_category = 'dispute'")[0][0] == rows(path, "SELECT count(*) FROM disputes")[0][0]
 
@@ -306,3 +310,29 @@ def test_cli_demo_uses_payops_db_by_default(db_path):
     result = CliRunner().invoke(cli, ["demo", "--customers", "20", "--days", "5", "-q"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert db_path.exists() and str(db_path) in result.output
+
+
+def test_the_plan_needs_no_database_and_follows_the_seed():
+    """Planning is pure (the same seed, the same marketplace); the builder turns the plan into objects."""
+    from payops.demo.plan import plan_marketplace
+    from payops.demo.stripe_objects import StripeBuilder
+
+    def make(seed: int):
+        return plan_marketplace(seed, 20, 60, AS_OF, large=dict.fromkeys(("usd", "eur", "gbp", "jpy"), 5000),
+                                request_ids=lambda n: list(range(1, n + 1)))
+
+    a, b, other = make(5), make(5), make(6)
+    assert (a.customers, a.payments, a.requests, a.audit) == (b.customers, b.payments, b.requests, b.audit)
+    assert a.payments != other.payments
+    assert {r.status for r in a.requests} == {"PENDING", "APPROVED", "REJECTED", "PROCESSING", "PROCESSED", "FAILED"}
+    assert all(p.succeeded and p.dispute is None for p in a.payments if p.request is not None)
+    assert all(r.payment_intent is None for r in a.requests)  # their ids are the builder's to draw
+
+    builder = StripeBuilder(a)
+    objects = builder.customers()
+    payment_objects, bookings = builder.payments(0, len(a.payments))
+    objects += payment_objects + builder.payouts()
+    assert len(bookings) == len(a.payments) == sum(o["object"] == "payment_intent" for o in objects)
+    ids = {o["id"] for o in objects}
+    assert all(r.payment_intent in ids and r.charge in ids for r in a.requests)
+    assert {r.stripe_refund_id for r in a.requests if r.status == "PROCESSED"} <= ids

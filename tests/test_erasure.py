@@ -33,10 +33,13 @@ def _archive_text(archive: Path) -> str:
 
 
 TOTALS = """
-SELECT 'charges' AS t, CAST(created AS DATE) AS d, currency, sum(amount), sum(amount_refunded), count(*) FROM charges GROUP BY ALL
+SELECT 'charges' AS t, CAST(created AS DATE) AS d, currency, sum(amount), sum(amount_refunded), count(*)
+  FROM charges GROUP BY ALL
 UNION ALL SELECT 'refunds', CAST(created AS DATE), currency, sum(amount), 0, count(*) FROM refunds GROUP BY ALL
-UNION ALL SELECT 'bt', CAST(created AS DATE), currency, sum(amount), sum(fee), count(*) FROM balance_transactions GROUP BY ALL
-UNION ALL SELECT 'pi', CAST(created AS DATE), currency, sum(amount), sum(amount_received), count(*) FROM payment_intents GROUP BY ALL
+UNION ALL SELECT 'bt', CAST(created AS DATE), currency, sum(amount), sum(fee), count(*)
+  FROM balance_transactions GROUP BY ALL
+UNION ALL SELECT 'pi', CAST(created AS DATE), currency, sum(amount), sum(amount_received), count(*)
+  FROM payment_intents GROUP BY ALL
 ORDER BY ALL
 """
 

@@ -52,8 +52,9 @@ def data():
         con.execute("INSERT INTO refund_requests (payment_intent, charge, customer, amount, currency, reason, status, "
                     "requested_by, requested_at, updated_at) VALUES ('pi_1', 'ch_1', 'cus_old', 1000, 'usd', "
                     "'duplicate', 'PROCESSED', 'ana', ?, ?)", [datetime.fromtimestamp(OLD, UTC)] * 2)
-        con.execute("INSERT INTO daily_metrics (day, currency, attempts, succeeded, gross_volume, timezone, computed_at) "
-                    "VALUES (?, 'usd', 1, 1, 4500, 'UTC', now())", [datetime.fromtimestamp(OLD, UTC).date()])
+        con.execute("INSERT INTO daily_metrics (day, currency, attempts, succeeded, gross_volume, timezone, "
+                    "computed_at) VALUES (?, 'usd', 1, 1, 4500, 'UTC', now())",
+                    [datetime.fromtimestamp(OLD, UTC).date()])
     return objs
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from payops.config import get_settings
+from payops.cli.core import DB_OPTION, status
 
 
 def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> date | None:
@@ -30,8 +30,7 @@ def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 @click.option("--as-of", "as_of", callback=_as_of, metavar="YYYY-MM-DD", default=None,
               help="The demo's 'today' (data ends at 12:00 UTC that day). Default: today (UTC).")
 @click.option("--replace", is_flag=True, help="Delete the database file first if it exists.")
-@click.option("--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Database file (default: $PAYOPS_DB or data/payops.duckdb).")
+@DB_OPTION
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def demo(ctx: click.Context, seed: int, days: int, customers: int, as_of: date | None, replace: bool,
@@ -41,23 +40,16 @@ def demo(ctx: click.Context, seed: int, days: int, customers: int, as_of: date |
     Generates Stripe-shaped customers, payments, charges (with declines), refunds, disputes,
     payouts and events, feeds them through the normal ingest path, and adds bookings,
     refund requests in every status and priority, and their audit trail. Refuses to touch
-    a database that already holds charges unless --replace is given.
+    a database that already holds charges unless --replace is given. Ends with the status
+    overview of the new database.
     """
-    from payops.demo import build_demo
+    from payops.demo import build_demo  # pyarrow and the generator load only for this command
 
-    path = db if db is not None else get_settings().db_path
-    summary = build_demo(path, seed=seed, days=days, customers=customers, as_of=as_of,
+    summary = build_demo(db, seed=seed, days=days, customers=customers, as_of=as_of,
                          replace=replace, progress=not quiet)
     click.echo(str(summary))
-    try:
-        from payops.cli.core import status
-    except ImportError:
-        return
     click.echo("")
-    try:
-        ctx.invoke(status, db=path)
-    except ImportError:  # the status overview is not available in this build
-        pass
+    ctx.invoke(status, db=summary.path)
 
 
 def register(cli: click.Group) -> None:
