@@ -169,14 +169,12 @@ def test_killed_between_archive_and_delete_loses_nothing(data, tmp_path, db_path
 
 def test_demo_cleanup_then_restore_gives_back_the_same_rows(tmp_path):
     from payops.demo import build_demo
+    from payops.metrics import compute_daily, daily
 
-    build_demo(seed=42, days=400, customers=60, as_of=datetime.now(UTC).date(), replace=True, progress=False)
-    try:
-        from payops.metrics import compute_daily, daily
-    except ImportError:  # pragma: no cover - the metrics module is written concurrently
-        compute_daily = daily = None
-    if compute_daily is not None:
-        compute_daily()
+    # `payops cleanup` counts from the real now: the demo ends yesterday, so none of it is in the future
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date()
+    build_demo(seed=42, days=400, customers=60, as_of=yesterday, replace=True, progress=False)
+    compute_daily()
     before = snapshot()
     archive = tmp_path / "archive"
     runner = CliRunner()
@@ -194,10 +192,9 @@ def test_demo_cleanup_then_restore_gives_back_the_same_rows(tmp_path):
     assert len(middle["charges"]) < len(before["charges"])
     # reports of an archived period still render from daily_metrics
     assert middle["daily_metrics"] == before["daily_metrics"]
-    old_day = datetime.now(UTC).date() - timedelta(days=390)
-    if daily is not None:
-        shown = daily(old_day, old_day + timedelta(days=7))
-        assert len(shown) > 0 and shown["gross_volume"].sum() > 0
+    old_day = yesterday - timedelta(days=390)
+    shown = daily(old_day, old_day + timedelta(days=7))
+    assert len(shown) > 0 and shown["gross_volume"].sum() > 0
 
     result = runner.invoke(cli, ["restore", str(archive)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
