@@ -197,3 +197,45 @@ def test_the_fake_serves_every_lifecycle_status(account):
     assert statuses("dispute") == {"warning_needs_response", "warning_under_review", "warning_closed",
                                    "needs_response", "under_review", "won", "lost"}
     assert statuses("payout") >= {"pending", "in_transit", "paid", "failed", "canceled"}
+
+
+# ------------------------------------------------------------------ the demo
+
+
+DEMO_TABLES = ("customers", "payment_intents", "charges", "refunds", "balance_transactions", "disputes",
+               "payouts", "events")
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory):
+    from datetime import date
+
+    from payops.demo import build_demo
+
+    path = tmp_path_factory.mktemp("demo") / "payops.duckdb"
+    build_demo(path, seed=11, days=30, customers=120, as_of=date(2026, 6, 1), replace=True, progress=False)
+    return path
+
+
+def demo_raws(path, table: str) -> list[dict]:
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [json.loads(raw) for (raw,) in con.execute(f"SELECT raw FROM {table}").fetchall()]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("table", DEMO_TABLES)
+def test_every_raw_the_demo_stores_conforms(demo_db, table):
+    raws = demo_raws(demo_db, table)
+    assert raws, f"the demo stores no {table}"
+    found = [v for raw in raws for v in violations(raw)]
+    assert not found, summary(found)
+
+
+def test_demo_declines_carry_the_payment_method_object(demo_db):
+    errors = [pi["last_payment_error"] for pi in demo_raws(demo_db, "payment_intents") if pi["last_payment_error"]]
+    assert errors and all(e["payment_method"]["object"] == "payment_method" for e in errors)
+    assert all(e.get("decline_code") is not None for e in errors if "decline_code" in e)

@@ -160,11 +160,26 @@ class StripeBuilder:
                    "risk_level": "normal", "risk_score": rng.randint(5, 70),
                    "seller_message": f"The bank returned the decline code `{reason}`.",
                    "type": "issuer_declined"}
-        error = {"charge": ch_id, "code": fcode,
-                 "decline_code": reason if fcode == "card_declined" else None,
-                 "doc_url": f"https://stripe.com/docs/error-codes/{fcode.replace('_', '-')}",
-                 "message": fmsg, "payment_method": sale.cust.pm, "type": "card_error"}
+        error: dict[str, Any] = {
+            "charge": ch_id, "code": fcode,
+            "doc_url": f"https://stripe.com/docs/error-codes/{fcode.replace('_', '-')}",
+            "message": fmsg, "payment_method": self._payment_method(sale.cust), "type": "card_error"}
+        if fcode == "card_declined":  # Stripe omits decline_code (never null) when the issuer gave none
+            error["decline_code"] = reason
         return outcome, error
+
+    def _payment_method(self, cust: Customer) -> dict:
+        """The customer's card as the PaymentMethod object Stripe embeds in ``last_payment_error``."""
+        card = cust.card
+        return {
+            "id": cust.pm, "object": "payment_method", "allow_redisplay": "unspecified",
+            "billing_details": {"address": None, "email": cust.email, "name": cust.name, "phone": None,
+                                "tax_id": None},
+            "card": {"brand": card["brand"], "country": card["country"], "exp_month": card["exp_month"],
+                     "exp_year": card["exp_year"], "fingerprint": card["fingerprint"], "funding": card["funding"],
+                     "last4": card["last4"]},
+            "created": cust.created, "customer": cust.id, "livemode": False, "metadata": {}, "type": "card",
+        }
 
     def _charge(self, sale: _Sale, at: int, code: int) -> tuple[dict, dict | None, dict | None]:
         """One charge attempt; its balance transaction if it succeeded; its error if declined."""
@@ -192,8 +207,8 @@ class StripeBuilder:
                 "email": cust.email, "name": cust.name, "phone": None, "tax_id": None,
             },
             "calculated_statement_descriptor": "TUTORLY", "captured": ok, "created": at,
-            "currency": cur, "customer": cust.id, "description": desc, "destination": None,
-            "dispute": None, "disputed": False, "failure_balance_transaction": None,
+            "currency": cur, "customer": cust.id, "description": desc,
+            "disputed": False, "failure_balance_transaction": None,
             "failure_code": fcode, "failure_message": fmsg, "fraud_details": {}, "livemode": False,
             "metadata": {"booking_id": booking_id}, "on_behalf_of": None, "outcome": outcome,
             "paid": ok, "payment_intent": pi_id, "payment_method": cust.pm,
@@ -219,7 +234,7 @@ class StripeBuilder:
             },
             "radar_options": {}, "receipt_email": cust.email, "receipt_number": None,
             "receipt_url": f"https://pay.stripe.com/receipts/payment/{ident('', 40)}" if ok else None,
-            "refunded": False, "review": None, "shipping": None, "source": None,
+            "refunded": False, "review": None, "shipping": None,
             "source_transfer": None, "statement_descriptor": None,
             "statement_descriptor_suffix": None, "status": "succeeded" if ok else "failed",
             "transfer_data": None, "transfer_group": f"group_{pi_id}",
@@ -261,7 +276,7 @@ class StripeBuilder:
             "payment_method_options": {"card": {"installments": None, "mandate_options": None,
                                                 "network": None, "request_three_d_secure": "automatic"}},
             "payment_method_types": ["card"], "processing": None, "receipt_email": cust.email,
-            "review": None, "setup_future_usage": None, "shipping": None, "source": None,
+            "review": None, "setup_future_usage": None, "shipping": None,
             "statement_descriptor": None, "statement_descriptor_suffix": None,
             "status": "succeeded" if ok else "requires_payment_method", "transfer_data": None,
             "transfer_group": f"group_{pi_id}",
@@ -400,16 +415,18 @@ class StripeBuilder:
                 "service_date": datetime.fromtimestamp(p.session, UTC).date().isoformat(),
                 "service_documentation": None, "shipping_address": None, "shipping_carrier": None,
                 "shipping_date": None, "shipping_documentation": None, "shipping_tracking_number": None,
-                "uncategorized_file": None,
+                "uncategorized_file": None, "enhanced_evidence": {},
                 "uncategorized_text": "Session log attached: student joined and the session ran its full length."
                 if submitted else None,
             },
-            "evidence_details": {"due_by": midnight(created) + 8 * DAY - 1, "has_evidence": submitted,
-                                 "past_due": False, "submission_count": 1 if submitted else 0},
+            "evidence_details": {"due_by": midnight(created) + 8 * DAY - 1, "enhanced_eligibility": {},
+                                 "has_evidence": submitted, "past_due": False,
+                                 "submission_count": 1 if submitted else 0},
             "is_charge_refundable": False, "livemode": False, "metadata": {},
-            "network_reason_code": NETWORK_REASON[reason], "payment_intent": pi_id,
+            "payment_intent": pi_id,
             "payment_method_details": {"card": {"brand": charge["payment_method_details"]["card"]["brand"],
                                                 "case_type": "chargeback",
+                                                "network": charge["payment_method_details"]["card"]["network"],
                                                 "network_reason_code": NETWORK_REASON[reason]},
                                        "type": "card"},
             "reason": reason, "status": status,
