@@ -88,6 +88,33 @@ review: setup ## Serve the refund review app with Voila on 127.0.0.1:8866, code 
 	$(NB_ENV) exec $(VENV)/bin/voila notebooks/refund_review.ipynb --no-browser --port=$(REVIEW_PORT) \
 	  --Voila.ip=127.0.0.1 --strip_sources=True --token="$$token"
 
+# Team mode: JupyterHub (logins) + payops serve (the one writer), all on 127.0.0.1.
+HUB_DIR   ?= .hub
+HUB_PORT  ?= 8000
+HUB_USERS := vic ana ben carla
+HUB_PROXY := hub/node_modules/.bin/configurable-http-proxy
+
+$(HUB_PROXY): hub/package.json hub/package-lock.json
+	npm ci --prefix hub --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: hub
+hub: setup $(HUB_PROXY) ## JupyterHub on 127.0.0.1:8000 (HUB_PORT): vic, ana, ben, carla log in; payops serve writes; Ctrl-C stops all
+	@mkdir -p $(HUB_DIR) && chmod 700 $(HUB_DIR)
+	@test -s $(HUB_DIR)/audit.key || (umask 077; $(PY) -c 'import secrets; print(secrets.token_urlsafe(32))' > $(HUB_DIR)/audit.key)
+	@test -s $(HUB_DIR)/passwords.txt || (umask 077; for u in $(HUB_USERS); do \
+	  echo "$$u:$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(9))')"; done > $(HUB_DIR)/passwords.txt)
+	@test -f "$(PAYOPS_DB)" || $(PAYOPS) demo
+	@echo "JupyterHub: http://127.0.0.1:$(HUB_PORT)/  runtime files in $(HUB_DIR)/; logins (user:password):"
+	@sed 's/^/  /' $(HUB_DIR)/passwords.txt
+	PAYOPS_HUB_DIR="$(abspath $(HUB_DIR))" PAYOPS_HUB_PORT=$(HUB_PORT) PAYOPS_DB="$(abspath $(PAYOPS_DB))" \
+	  PAYOPS_CONFIG="$(abspath hub/payops.toml)" exec $(VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
+
+.PHONY: hub-stop
+hub-stop: ## Stop a hub started by `make hub` (with its proxy, payops serve and every user's server)
+	@if [ -s $(HUB_DIR)/jupyterhub.pid ]; then kill -TERM $$(cat $(HUB_DIR)/jupyterhub.pid) && echo "hub stopping"; \
+	  else echo "no hub running ($(HUB_DIR)/jupyterhub.pid)"; fi
+
 # Scheduled reports (cron / CI): papermill runs notebooks/report.ipynb under the payops kernel.
 .PHONY: report-daily report-weekly report-monthly reports
 report-daily: setup ## Publish the daily report into reports/ (yesterday, or the day DATE=YYYY-MM-DD)
