@@ -29,19 +29,19 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 LATENCY, RPS, KEY = 0.25, 25, "sk_test_benchmark0000"
-STREAM_OBJECTS = ["customer", "payment_intent", "charge", "refund", "balance_transaction",
-                  "dispute", "payout"]
 
 
 def _server(conn, objects: int) -> None:
     from fake_stripe import FakeStripe, build_account
+
+    from payops.streams import STREAM_OBJECTS
 
     now = int(time.time())
     fake = FakeStripe(latency=LATENCY, rate_limit_rps=RPS, seed=3)
     # ~3.05 objects per payment (intent, charge, balance transaction, some refunds/disputes)
     payments = int(objects / 3.05)
     build_account(fake, max(10, payments // 10), payments, now - 365 * 86400, now - 3600, seed=3)
-    counts = {t: len(fake.objects(t)) for t in STREAM_OBJECTS}
+    counts = {t: len(fake.objects(t)) for t in STREAM_OBJECTS.values()}
     fake.start()
     conn.send((fake.url, counts))
     conn.recv()  # until the parent says stop
@@ -76,11 +76,9 @@ def main() -> None:
         summary = run(full=True, workers=args.workers, api=api, progress=False)
         payops_s = time.monotonic() - t
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        got = int(query(
-            "SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM payment_intents) + "
-            "(SELECT count(*) FROM charges) + (SELECT count(*) FROM refunds) + "
-            "(SELECT count(*) FROM balance_transactions) + (SELECT count(*) FROM disputes) + "
-            "(SELECT count(*) FROM payouts) AS n").iloc[0, 0])
+        from payops.streams import STREAMS
+
+        got = int(query("SELECT " + " + ".join(f"(SELECT count(*) FROM {s})" for s in STREAMS) + " AS n").iloc[0, 0])
         print(summary.table())
         payops_rate = got / payops_s
         print(f"payops: {got:,} of {total:,} objects in {payops_s:.1f} s = {payops_rate:,.0f} objects/s "
@@ -90,9 +88,7 @@ def main() -> None:
         import stripe
 
         client = stripe.StripeClient(KEY, base_addresses={"api": url}, max_network_retries=5)
-        services = [client.v1.customers, client.v1.payment_intents, client.v1.charges,
-                    client.v1.refunds, client.v1.balance_transactions, client.v1.disputes,
-                    client.v1.payouts]
+        services = [getattr(client.v1, s) for s in STREAMS]
         n = 0
         t = time.monotonic()
         for svc in services:

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from payops.db import connect, transaction
 from payops.errors import IngestError
+from payops.streams import STREAM_OBJECTS
 
 __all__ = ["ingest_objects", "ingest_into", "IngestSummary", "TableCounts", "OBJECT_TABLES", "to_version"]
 
@@ -142,10 +143,9 @@ def _cols(*specs: tuple) -> list[Column]:
     return out
 
 
-# Stripe object type -> (table, columns in table order, expandable fields holding objects)
-OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
+# Stripe object type -> (columns in table order, expandable fields holding objects)
+_SCHEMAS: dict[str, tuple[list[Column], tuple[str, ...]]] = {
     "customer": (
-        "customers",
         _cols(
             ("id", STR), ("email", STR), ("name", STR), ("phone", STR), ("created", TS),
             ("deleted", BOOL, _deleted), ("livemode", BOOL), ("metadata", STR, _json("metadata")),
@@ -153,7 +153,6 @@ OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
         (),
     ),
     "payment_intent": (
-        "payment_intents",
         _cols(
             ("id", STR), ("customer", STR, _ref("customer")), ("amount", I64),
             ("amount_received", I64), ("currency", STR), ("status", STR), ("created", TS),
@@ -165,7 +164,6 @@ OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
         ("customer", "latest_charge"),
     ),
     "charge": (
-        "charges",
         _cols(
             ("id", STR), ("payment_intent", STR, _ref("payment_intent")),
             ("customer", STR, _ref("customer")), ("amount", I64), ("amount_captured", I64),
@@ -180,7 +178,6 @@ OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
         ("customer", "payment_intent", "balance_transaction"),
     ),
     "refund": (
-        "refunds",
         _cols(
             ("id", STR), ("charge", STR, _ref("charge")), ("payment_intent", STR, _ref("payment_intent")),
             ("amount", I64), ("currency", STR), ("status", STR), ("reason", STR),
@@ -191,7 +188,6 @@ OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
         ("charge", "payment_intent", "balance_transaction"),
     ),
     "balance_transaction": (
-        "balance_transactions",
         _cols(
             ("id", STR), ("source", STR, _ref("source")), ("type", STR), ("reporting_category", STR),
             ("amount", I64), ("fee", I64), ("net", I64), ("currency", STR), ("status", STR),
@@ -201,7 +197,6 @@ OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
         ("source",),
     ),
     "dispute": (
-        "disputes",
         _cols(
             ("id", STR), ("charge", STR, _ref("charge")), ("payment_intent", STR, _ref("payment_intent")),
             ("amount", I64), ("currency", STR), ("status", STR), ("reason", STR), ("created", TS),
@@ -209,13 +204,17 @@ OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
         ("charge", "payment_intent"),
     ),
     "payout": (
-        "payouts",
         _cols(
             ("id", STR), ("amount", I64), ("currency", STR), ("status", STR),
             ("arrival_date", TS), ("created", TS),
         ),
         (),
     ),
+}
+
+# Stripe object type -> (table, columns, expandable fields), for every stream of payops.streams
+OBJECT_TABLES: dict[str, tuple[str, list[Column], tuple[str, ...]]] = {
+    otype: (stream, *_SCHEMAS[otype]) for stream, otype in STREAM_OBJECTS.items()
 }
 
 EVENT_COLUMNS = ("id", "type", "created", "api_version", "object_id", "object_type", "applied_at", "raw")
@@ -301,7 +300,7 @@ def _check(obj: Any, where: str) -> tuple[str, str]:
 
 
 def _where(where: str | int) -> str:
-    return f"object #{where + 1}" if type(where) is int else where
+    return f"object #{where + 1}" if isinstance(where, int) else where
 
 
 _EXPANDABLE = {otype: spec[2] for otype, spec in OBJECT_TABLES.items()}
@@ -429,82 +428,107 @@ def _leaf(typ: pa.DataType, x: str) -> tuple[str, str]:
     raise AssertionError(typ)
 
 
-def _plan(columns: list[Column]) -> tuple[str, list[str]]:
-    """The SQL that turns ``_stage(id, raw, version, synced_at)`` into the table's rows."""
-    top: dict[str, Any] = {}
-    meta: dict[str, str] = {}
-    selects, bads = [], []
+class _Shape:
+    """The JSON shape ``json_transform`` extracts: top-level keys, and metadata keys."""
 
-    def j(key: str) -> str:
-        top.setdefault(key, "JSON")
+    def __init__(self) -> None:
+        self.top: dict[str, Any] = {}
+        self.meta: dict[str, str] = {}
+
+    def j(self, key: str) -> str:
+        self.top.setdefault(key, "JSON")
         return f"struct_extract(j, {_sql_str(key)})"
 
+    def m(self, key: str) -> str:
+        self.j("metadata")
+        self.meta[key] = "JSON"
+        return f"struct_extract(mj, {_sql_str(key)})"
+
+    def pmd(self, leaf: str, shape: Any) -> str:
+        pmd = self.top.setdefault("payment_method_details", {})
+        if not isinstance(pmd, dict):
+            raise AssertionError("payment_method_details read twice")
+        pmd[leaf] = shape
+        return f"struct_extract(struct_extract(j, 'payment_method_details'), {_sql_str(leaf)})"
+
+
+# (value, bad) SQL per extractor kind (see _kind): one function each, looked up by name
+def _sql_get(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    return _leaf(typ, shape.j(key))
+
+
+def _sql_ref(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    x = shape.j(key)
+    return (
+        f"(CASE WHEN json_type({x}) = 'OBJECT' THEN {x}->>'id' ELSE {x}->>'$' END)",
+        f"({x} IS NOT NULL AND NOT (json_type({x}) = 'VARCHAR' OR (json_type({x}) = 'OBJECT' "
+        f"AND coalesce(json_type({x}, '$.id'), 'NULL') IN ('VARCHAR', 'NULL'))))",
+    )
+
+
+def _sql_json(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    x = shape.j(key)
+    # stored text must be orjson's: DuckDB re-serialises, so its text must occur in raw
+    return f"CAST({x} AS VARCHAR)", f"({x} IS NOT NULL AND NOT contains(raw, CAST({x} AS VARCHAR)))"
+
+
+def _sql_meta(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    return _leaf(STR, shape.m(key))
+
+
+def _sql_request_id(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    y = shape.m(key)
+    ys, t = f"({y}->>'$')", f"json_type({y})"
+    return (
+        f"(CASE WHEN {t} IN {_INT} THEN TRY_CAST({y} AS BIGINT) "
+        f"WHEN {t} = 'VARCHAR' AND regexp_full_match({ys}, '[0-9]{{1,18}}') "
+        f"THEN TRY_CAST({ys} AS BIGINT) END)",
+        f"({y} IS NOT NULL AND (({t} IN {_INT} AND TRY_CAST({y} AS BIGINT) IS NULL) OR "
+        f"({t} = 'VARCHAR' AND (strlen({ys}) <> length({ys}) "
+        f"OR regexp_full_match({ys}, '[0-9]{{19,}}')))))",
+    )
+
+
+def _sql_pm_type(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    return _leaf(STR, shape.pmd("type", "JSON"))
+
+
+def _sql_card_brand(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    return _leaf(STR, f"struct_extract({shape.pmd('card', {'brand': 'JSON'})}, 'brand')")
+
+
+def _sql_deleted(shape: _Shape, typ: pa.DataType, key: str) -> tuple[str, str]:
+    x = shape.j(key)
+    return f"coalesce(TRY_CAST({x} AS BOOLEAN), false)", f"({x} IS NOT NULL AND json_type({x}) <> 'BOOLEAN')"
+
+
+_KIND_SQL: dict[str, Callable[[_Shape, pa.DataType, str], tuple[str, str]]] = {
+    "get": _sql_get, "ref": _sql_ref, "json": _sql_json, "meta": _sql_meta,
+    "request_id": _sql_request_id, "pm_type": _sql_pm_type, "card_brand": _sql_card_brand,
+    "deleted": _sql_deleted,
+}
+
+
+def _plan(columns: list[Column]) -> tuple[str, list[str]]:
+    """The SQL that turns ``_stage(id, raw, version, synced_at)`` into the table's rows."""
+    shape = _Shape()
+    selects, bads = [], []
     for col in columns:
-        kind = getattr(col.extract, "kind", None)
-        name = f'"{col.name}"'
         if col.name == "id":
             selects.append("id")
             continue
-        if kind is None:
+        kind = getattr(col.extract, "kind", None)
+        if not kind or kind[0] not in _KIND_SQL:
             raise AssertionError(f"no SQL for column {col.name}")
-        what, key = kind[0], (kind[1] if len(kind) > 1 else None)
-        if what == "get":
-            value, bad = _leaf(col.type, j(key))
-        elif what == "ref":
-            x = j(key)
-            value = f"(CASE WHEN json_type({x}) = 'OBJECT' THEN {x}->>'id' ELSE {x}->>'$' END)"
-            bad = (
-                f"({x} IS NOT NULL AND NOT (json_type({x}) = 'VARCHAR' OR (json_type({x}) = 'OBJECT' "
-                f"AND coalesce(json_type({x}, '$.id'), 'NULL') IN ('VARCHAR', 'NULL'))))"
-            )
-        elif what == "json":
-            x = j(key)
-            # stored text must be orjson's: DuckDB re-serialises, so its text must occur in raw
-            value = f"CAST({x} AS VARCHAR)"
-            bad = f"({x} IS NOT NULL AND NOT contains(raw, CAST({x} AS VARCHAR)))"
-        elif what in ("meta", "request_id"):
-            j("metadata")
-            meta[key] = "JSON"
-            y = f"struct_extract(mj, {_sql_str(key)})"
-            if what == "meta":
-                value, bad = _leaf(STR, y)
-            else:
-                ys, t = f"({y}->>'$')", f"json_type({y})"
-                value = (
-                    f"(CASE WHEN {t} IN {_INT} THEN TRY_CAST({y} AS BIGINT) "
-                    f"WHEN {t} = 'VARCHAR' AND regexp_full_match({ys}, '[0-9]{{1,18}}') "
-                    f"THEN TRY_CAST({ys} AS BIGINT) END)"
-                )
-                bad = (
-                    f"({y} IS NOT NULL AND (({t} IN {_INT} AND TRY_CAST({y} AS BIGINT) IS NULL) OR "
-                    f"({t} = 'VARCHAR' AND (strlen({ys}) <> length({ys}) "
-                    f"OR regexp_full_match({ys}, '[0-9]{{19,}}')))))"
-                )
-        elif what in ("pm_type", "card_brand"):
-            pmd = top.setdefault("payment_method_details", {})
-            if not isinstance(pmd, dict):
-                raise AssertionError("payment_method_details read twice")
-            x = "struct_extract(j, 'payment_method_details')"
-            if what == "pm_type":
-                pmd["type"] = "JSON"
-                value, bad = _leaf(STR, f"struct_extract({x}, 'type')")
-            else:
-                pmd["card"] = {"brand": "JSON"}
-                value, bad = _leaf(STR, f"struct_extract(struct_extract({x}, 'card'), 'brand')")
-        elif what == "deleted":
-            x = j(key)
-            value = f"coalesce(TRY_CAST({x} AS BOOLEAN), false)"
-            bad = f"({x} IS NOT NULL AND json_type({x}) <> 'BOOLEAN')"
-        else:
-            raise AssertionError(kind)
-        selects.append(f"{value} AS {name}")
+        value, bad = _KIND_SQL[kind[0]](shape, col.type, kind[1] if len(kind) > 1 else "")
+        selects.append(f'{value} AS "{col.name}"')
         bads.append(bad)
 
-    inner = f"SELECT *, json_transform(raw, {_sql_str(orjson.dumps(top).decode())}) AS j FROM {{view}}"
-    if meta:
+    inner = f"SELECT *, json_transform(raw, {_sql_str(orjson.dumps(shape.top).decode())}) AS j FROM {{view}}"
+    if shape.meta:
         inner = (
             f"SELECT *, json_transform(struct_extract(j, 'metadata'), "
-            f"{_sql_str(orjson.dumps(meta).decode())}) AS mj FROM ({inner})"
+            f"{_sql_str(orjson.dumps(shape.meta).decode())}) AS mj FROM ({inner})"
         )
     bad = " OR ".join(bads) if bads else "false"
     sql = (
@@ -560,25 +584,29 @@ def _stage(
     return out.select(names + ["raw", "version", "synced_at"])
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _upsert(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, summary: IngestSummary) -> None:
     view = f"_stage_{table}"
     con.register(view, data)
     try:
         # Only the id column is read to find rows that exist: a backfill or the demo mostly
         # inserts new objects, and then no stored `raw` needs to be read at all.
-        (matched,) = con.execute(
-            f"SELECT count(*) FROM {table} WHERE id IN (SELECT id FROM {view})"
-        ).fetchone()
+        matched = _count(con, f"SELECT count(*) FROM {table} WHERE id IN (SELECT id FROM {view})")
         select = f"SELECT *, hash(raw) AS fingerprint FROM {view}"
         if matched == 0:
             con.execute(f"INSERT INTO {table} BY NAME {select}")
             newer = 0
         else:
             # fingerprint = hash(raw), so no stored raw text is read to find real changes
-            (newer,) = con.execute(
+            newer = _count(
+                con,
                 f"SELECT count(*) FROM {view} s JOIN {table} t ON t.id = s.id "
-                f"WHERE s.version >= t.version AND hash(s.raw) IS DISTINCT FROM t.fingerprint"
-            ).fetchone()
+                f"WHERE s.version >= t.version AND hash(s.raw) IS DISTINCT FROM t.fingerprint",
+            )
             cols = [c for c in data.column_names if c != "id"] + ["fingerprint"]
             sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols)
             con.execute(
@@ -644,9 +672,7 @@ def ingest_into(
         )
         con.register("_stage_events", ev)
         try:
-            (dupes,) = con.execute(
-                "SELECT count(*) FROM _stage_events s JOIN events e ON e.id = s.id"
-            ).fetchone()
+            dupes = _count(con, "SELECT count(*) FROM _stage_events s JOIN events e ON e.id = s.id")
             con.execute("INSERT INTO events BY NAME SELECT * FROM _stage_events ON CONFLICT (id) DO NOTHING")
         finally:
             con.unregister("_stage_events")

@@ -8,16 +8,16 @@ from pathlib import Path
 import click
 
 from payops.cli.core import DB_OPTION
+from payops.streams import STREAMS
 
 
 @click.command()
 @click.option("--full", is_flag=True, help="Re-list every selected stream (a backfill), "
               "resuming an interrupted one first.")
 @click.option("--streams", default=None, metavar="A,B",
-              help="Only these streams (comma-separated): customers, payment_intents, charges, "
-                   "refunds, balance_transactions, disputes, payouts.")
+              help=f"Only these streams (comma-separated): {', '.join(STREAMS)}.")
 @click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Concurrent HTTP workers for the backfill (they share one rate limiter).")
+              help="Concurrent HTTP workers (they share one rate limiter).")
 @click.option("--since", default=None, metavar="DATE",
               help="Only objects created (backfill) or events (incremental) since DATE (YYYY-MM-DD).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")

@@ -1,0 +1,288 @@
+"""The concurrent list reader: worker threads page windows, one writer commits.
+
+Each :class:`Window` is a list (a stream's objects, or events) with its ``created`` bounds
+and a :class:`~payops.stripe_api.Pager`. Workers fetch one page of a window at a time
+under the shared rate limiter, then hand the window back to the queue, so every open
+window has one request in flight. When a page shows that a window holds more, and fewer
+than ``workers + 4`` windows are open, :func:`~payops.sync.plan.split_window` cuts off the
+part not covered yet as new windows (the window itself keeps the piece next to its
+cursor), so all workers stay busy whatever the account's size.
+
+One writer thread owns the database: it commits each page's objects together with its
+window's checkpoint (cursor, bounds, windows split off) in one transaction, so a sync
+killed at any moment resumes with no gap and no duplicate. Windows without a checkpoint
+key (the events pass) are only ingested. The queue between workers and writer is bounded:
+memory stays flat whatever the account size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from payops.db import connect, transaction
+from payops.ingest import ingest_into
+from payops.stripe_api import Pager, StripeAPI, window_params
+from payops.sync import state
+from payops.sync.plan import PAGES_PER_PIECE, StreamPlan, split_window
+from payops.sync.summary import SyncSummary
+
+__all__ = ["Window", "Page", "Engine"]
+
+BATCH_SECONDS = 0.5             # the writer commits at most every half second ...
+BATCH_PAGES = 40                # ... or every 40 pages
+EXTRA_WINDOWS = 4               # open windows beyond one per worker, so none waits for work
+TAIL_PAGES_PER_PIECE = 2        # piece width, in pages, once fewer windows than workers are open
+
+
+@dataclass
+class Window:
+    """One list being paged: a stream's ``created`` window, or an events query.
+
+    ``key`` is its ``sync_state`` key (None: not checkpointed). ``plain`` windows have no
+    ``created`` filter (the server refused it) and are never split. ``keep`` picks what to
+    apply from a page (the events pass keeps its types); ``on_commit`` sees what was kept,
+    once committed. ``first_page`` is a page fetched already (the probe's), taken first.
+    """
+
+    stream: str
+    key: str | None
+    object_type: str
+    start: int | None
+    end: int | None
+    pager: Pager
+    plain: bool = False
+    base: dict[str, Any] = field(default_factory=dict)
+    keep: Callable[[list[dict]], list[dict]] | None = None
+    on_commit: Callable[[list[dict]], None] | None = None
+    first_page: tuple[float, dict] | None = None
+
+    @classmethod
+    def make(cls, api: StripeAPI, stream: str, key: str | None, object_type: str,
+             start: int | None, end: int | None, *, cursor: str | None = None, plain: bool = False,
+             base: dict[str, Any] | None = None, **hooks: Any) -> Window:
+        """A window with its pager; ``hooks`` are ``keep``, ``on_commit``, ``first_page``."""
+        pager = api.pager(object_type, {**(base or {}), **({} if plain else window_params(start, end))},
+                          cursor=cursor)
+        return cls(stream, key, object_type, start, end, pager, plain, dict(base or {}), **hooks)
+
+    def narrow(self, start: int | None, end: int | None) -> None:
+        self.start, self.end = start, end
+        self.pager.params = {"limit": self.pager.params["limit"], **self.base, **window_params(start, end)}
+
+    def child(self, start: int, end: int) -> Window:
+        """A window split off this one: same list and hooks, its own bounds and pager."""
+        pager = Pager(self.pager.fetch, {**self.base, **window_params(start, end)},
+                      limit=self.pager.params["limit"])
+        return Window(self.stream, state.new_window_key() if self.key else None, self.object_type,
+                      start, end, pager, False, self.base, self.keep, self.on_commit)
+
+
+@dataclass
+class Page:
+    """A fetched page on its way to the writer: objects and the window's new checkpoint."""
+
+    window: Window
+    data: list[dict]
+    fetched_at: float
+    cursor: str | None
+    start: int | None
+    end: int | None
+    done: bool
+    children: list[Window]
+
+
+class Engine:
+    """Workers fetch pages of open windows; one writer commits pages with checkpoints."""
+
+    def __init__(self, db: str | Path | None, workers: int, summary: SyncSummary,
+                 plans: dict[str, StreamPlan], bars: dict[str, Any]):
+        self.db, self.workers, self.summary = db, max(1, workers), summary
+        self.plans = plans  # stream -> its backfill plan (completed when no window is open)
+        self.bars = bars
+        self.windows: queue.Queue[Window | None] = queue.Queue()
+        self.pages: queue.Queue[Page | None] = queue.Queue(maxsize=max(64, 6 * self.workers))
+        self.lock = threading.Lock()
+        self.open = 0
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self, windows: list[Window]) -> None:
+        """Page every window to its end (and the windows split off them); commit everything."""
+        if not windows:
+            return
+        self.open = len(windows)
+        for w in windows:
+            self.windows.put(w)
+        writer = threading.Thread(target=self._writer, name="payops-sync-writer", daemon=True)
+        writer.start()
+        threads = [threading.Thread(target=self._worker, name=f"payops-sync-{i}", daemon=True)
+                   for i in range(self.workers)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            self.stop.set()
+            for t in threads:
+                t.join()
+            raise
+        finally:
+            self._stop_writer(writer)
+        if self.error is not None:
+            raise self.error
+
+    def _stop_writer(self, writer: threading.Thread) -> None:
+        while writer.is_alive():
+            try:
+                self.pages.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        while writer.is_alive():
+            writer.join(0.2)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+        self.stop.set()
+
+    # --- workers ----------------------------------------------------------------------
+    def _worker(self) -> None:
+        while not self.stop.is_set():
+            try:
+                w = self.windows.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if w is None:
+                return
+            try:
+                page = self._fetch(w)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self._fail(exc)
+                return
+            if not self._hand_over(page):
+                return
+            self._requeue(w, page)
+
+    def _fetch(self, w: Window) -> Page:
+        if w.first_page is not None:
+            (fetched_at, raw), w.first_page = w.first_page, None
+        else:
+            # versioned by when the request left: an event created after that may be
+            # newer than what the page shows, and must win
+            fetched_at = time.time()
+            raw = w.pager.fetch(w.pager.request()) if w.pager.fetch else {"data": []}
+        data = w.pager.take(raw)
+        children = self._split(w, data) if not w.pager.done and not w.plain else []
+        if w.keep is not None:
+            data = w.keep(data)
+        return Page(w, data, fetched_at, w.pager.cursor, w.start, w.end, w.pager.done, children)
+
+    def _hand_over(self, page: Page) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.pages.put(page, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _requeue(self, w: Window, page: Page) -> None:
+        with self.lock:
+            self.open -= 1 if page.done else 0  # children were counted when split off
+            finished = self.open == 0
+        # children first: the window itself already has the piece next to its cursor
+        for c in page.children:
+            self.windows.put(c)
+        if not page.done:
+            self.windows.put(w)
+        if finished:
+            for _ in range(self.workers):
+                self.windows.put(None)
+
+    def _split(self, w: Window, data: list[dict]) -> list[Window]:
+        """Split ``w`` when windows are wanted: as many pieces as wanted, no more."""
+        with self.lock:
+            # Enough open windows keep every worker busy; more would only add partial pages.
+            wanted = self.workers + EXTRA_WINDOWS - self.open
+            if wanted <= 0:
+                return []
+            # Few windows left (the end of the run): cut small, so the last pages of the
+            # run are fetched side by side instead of as one window's page chain.
+            per = PAGES_PER_PIECE if self.open >= self.workers else TAIL_PAGES_PER_PIECE
+            cut = split_window(w.start, w.end, data, pages_per_piece=per, most=wanted + 1)
+            if cut is None:
+                return []
+            lo, hi, rest = cut
+            w.narrow(lo, hi)
+            self.open += len(rest)
+        return [w.child(a, b) for a, b in rest]
+
+    # --- writer -----------------------------------------------------------------------
+    def _writer(self) -> None:
+        stopping = False
+        while not stopping:
+            item = self.pages.get()
+            if item is None:
+                return
+            batch = [item]
+            # Group commit: pages arriving within BATCH_SECONDS go in one transaction (each
+            # page's rows still commit with its own checkpoint, never apart from it). An
+            # upsert costs about the same for 100 rows as for 3,000, so fewer, larger ones
+            # keep the single writer ahead of the workers.
+            deadline = time.monotonic() + BATCH_SECONDS
+            while len(batch) < BATCH_PAGES:
+                try:
+                    nxt = self.pages.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            try:
+                self._write(batch)
+            except BaseException as exc:  # noqa: BLE001 - workers see `stop` and exit
+                self._fail(exc)
+                return
+
+    def _write(self, batch: list[Page]) -> None:
+        objects = [o for p in batch for o in p.data]
+        touched: set[str] = set()
+        with connect(self.db) as con, transaction(con):
+            # One upsert for the batch, versioned by its earliest fetch: any event created
+            # after that moment still wins, so nothing newer is ever masked. (Objects inside
+            # events carry their event's time instead.)
+            ing = ingest_into(con, objects, version=min(p.fetched_at for p in batch)) if objects else None
+            for p in batch:
+                w = p.window
+                if w.key is None:
+                    continue
+                state.save_window(con, w.stream, w.key, cursor=p.cursor, start=p.start, end=p.end,
+                                  done=p.done, objects=len(p.data),
+                                  children=[(c.key, c.start, c.end) for c in p.children
+                                            if c.key and c.start is not None and c.end is not None])
+                touched.add(w.stream)
+            for stream in touched:
+                state.finish_if_done(con, self.plans[stream])
+        # counted only once committed
+        if ing is not None:
+            self.summary.add_ingest(ing)
+        for p in batch:
+            w = p.window
+            if w.key is not None:
+                self.summary.stream(w.stream)["pages"] += 1
+            if w.on_commit is not None:
+                w.on_commit(p.data)
+            bar = self.bars.get(w.stream)
+            if bar is not None:
+                bar.update(len(p.data))
