@@ -11,13 +11,12 @@ from payops.config import get_settings
 from payops.db import connect, database_path
 from payops.money import format_amount
 from payops.refunds import pending_by_priority
+from payops.streams import STREAMS
+from payops.sync.state import progress as sync_progress
 
 __all__ = ["Overview", "overview", "STRIPE_TABLES", "ALL_TABLES"]
 
-STRIPE_TABLES = (
-    "customers", "payment_intents", "charges", "refunds",
-    "balance_transactions", "disputes", "payouts",
-)
+STRIPE_TABLES = STREAMS
 ALL_TABLES = STRIPE_TABLES + (
     "events", "bookings", "refund_requests", "audit_log", "daily_metrics", "sync_state",
 )
@@ -66,13 +65,7 @@ def overview(db: str | Path | None = None, *, today: date | None = None) -> Over
         for t in STRIPE_TABLES:
             created, synced = con.execute(f"SELECT max(created), max(synced_at) FROM {t}").fetchone()
             newest[t] = {"created": created, "synced_at": synced}
-        sync = [
-            dict(zip(("stream", "windows", "done", "objects", "updated_at"), r, strict=False))
-            for r in con.execute(
-                "SELECT stream, count(*) FILTER (WHERE key LIKE 'w-%'), count(*) FILTER (WHERE key LIKE 'w-%' AND done), sum(objects), max(updated_at) "
-                "FROM sync_state GROUP BY stream ORDER BY stream"
-            ).fetchall()
-        ]
+        sync = sync_progress(con)
         (pending_total,) = con.execute(
             "SELECT count(*) FROM refund_requests WHERE status = 'PENDING'").fetchone()
         start = datetime.combine(yesterday, datetime.min.time(), tzinfo=tz)

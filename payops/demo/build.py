@@ -21,16 +21,14 @@ from payops.demo.plan import plan_marketplace
 from payops.demo.stripe_objects import StripeBuilder
 from payops.errors import InvalidInput
 from payops.ingest import ingest_into
+from payops.streams import STREAMS
 
 __all__ = ["CHUNK", "TABLES", "DemoSummary", "build_demo"]
 
 CHUNK = 50_000  # payments per ingest transaction
 CHECKPOINT_THRESHOLD = "64GB"
 
-TABLES = (
-    "customers", "payment_intents", "charges", "refunds", "balance_transactions", "disputes",
-    "payouts", "events", "bookings", "refund_requests", "audit_log",
-)
+TABLES = (*STREAMS, "events", "bookings", "refund_requests", "audit_log")
 
 
 @dataclass

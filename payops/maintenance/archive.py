@@ -28,6 +28,7 @@ from payops.errors import InvalidInput, NotFound, PayopsError
 from payops.ingest import TableCounts
 from payops.maintenance.common import actor, aware_now, parse_age, scalar
 from payops.refunds import OPEN_STATUSES
+from payops.streams import STREAMS
 
 __all__ = [
     "ARCHIVE_TABLES",
@@ -45,8 +46,7 @@ __all__ = [
 
 # Tables cleanup may archive, children before parents (order of deletion does not matter
 # in DuckDB without foreign keys, but restore goes the other way round for readability).
-ARCHIVE_TABLES = ("events", "refunds", "disputes", "balance_transactions", "charges",
-                  "payment_intents", "payouts", "customers")
+ARCHIVE_TABLES = ("events", *reversed(STREAMS))
 
 
 # =========================================================================== archive files
