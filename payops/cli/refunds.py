@@ -5,14 +5,15 @@ Bulk commands print one line per request and exit 1 if any request failed.
 
 from __future__ import annotations
 
-import csv
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
+from payops import refunds as R
+from payops.bookings import BOOKING_STATUSES
 from payops.cli.core import DB_OPTION
-from payops.errors import InvalidInput, PayopsError
+from payops.money import format_amount
 
 BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
 
@@ -40,26 +41,17 @@ def _report(results, *, verb: str) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _amount(payment: str, amount: str | None, db) -> int | None:
-    """A major-unit amount typed by a person -> minor units in the payment's currency."""
-    if amount is None:
-        return None
-    from payops.money import from_decimal
-    from payops.refunds import check
-
-    currency = check(payment, db=db).payment["currency"]
-    return from_decimal(amount, currency)
-
-
 @click.group()
 def refunds() -> None:
     """Refund requests: list the review queue, request, check, approve, reject, process."""
 
 
 @refunds.command("list")
-@click.option("--status", "statuses", multiple=True,
+@click.option("--status", "statuses", multiple=True, type=click.Choice([*R.STATUSES, "all"], case_sensitive=False),
               help="Only this status (repeatable; default PENDING; 'all' for every status).")
-@click.option("--priority", "priorities", multiple=True, help="Only URGENT, HIGH, LARGE or NORMAL (repeatable).")
+@click.option("--priority", "priorities", multiple=True,
+              type=click.Choice([*R.PRIORITIES, "NORMAL"], case_sensitive=False),
+              help="Only URGENT, HIGH, LARGE or NORMAL (repeatable).")
 @click.option("--currency", help="Only this currency, e.g. usd.")
 @click.option("--search", help="Customer id, email or name, payment intent or charge (substring).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows per page.")
@@ -68,12 +60,10 @@ def refunds() -> None:
 @DB_OPTION
 def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db) -> None:
     """The review queue in priority order: URGENT, HIGH, then others; LARGE first; oldest first."""
-    from payops.refunds import queue, queue_count
-
     status = None if any(s.lower() == "all" for s in statuses) else (tuple(statuses) or ("PENDING",))
     filters = dict(status=status, priority=list(priorities) or None, currency=currency, search=search, db=db)
-    df = queue(limit=limit, offset=offset, **filters)
-    total = queue_count(**filters)
+    df = R.queue(limit=limit, offset=offset, **filters)
+    total = R.queue_count(**filters)
     if as_json:
         click.echo(df.to_json(orient="records", date_format="iso", force_ascii=False))
         return
@@ -91,18 +81,15 @@ def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db)
 @refunds.command("request")
 @click.argument("payment")
 @click.option("--amount", help="Amount in major units, e.g. 12.50 (default: all still refundable).")
-@click.option("--reason", required=True, type=click.Choice(["requested_by_customer", "duplicate", "fraudulent"]),
+@click.option("--reason", required=True, type=click.Choice(R.REASONS),
               help="Stripe's refund reason.")
 @click.option("--note", help="Why (free text).")
 @DB_OPTION
 def request_cmd(payment, amount, reason, note, db) -> None:
     """Open a refund request for a payment (pi_... or ch_...)."""
-    from payops.money import format_amount
-    from payops.refunds import request
-
-    row = request(payment, reason=reason, amount=_amount(payment, amount, db), note=note, db=db)
-    click.echo(f"Refund request {row['id']} opened: {format_amount(row['amount'], row['currency'])} "
-               f"on {row['charge'] or row['payment_intent']} ({row['status']}).")
+    req = R.request(payment, reason=reason, amount=R.parse_amount(payment, amount, db=db), note=note, db=db)
+    click.echo(f"Refund request {req.id} opened: {format_amount(req.amount, req.currency)} "
+               f"on {req.charge or req.payment_intent} ({req.status}).")
 
 
 @refunds.command("check")
@@ -111,16 +98,15 @@ def request_cmd(payment, amount, reason, note, db) -> None:
 @DB_OPTION
 def check_cmd(payment, amount, db) -> None:
     """Say whether a payment can be refunded, and every reason it cannot."""
-    from payops.money import format_amount
-    from payops.refunds import check
-
-    v = check(payment, _amount(payment, amount, db), db=db)
+    v = R.check(payment, R.parse_amount(payment, amount, db=db), db=db)
     p = v.payment
     cur = p["currency"]
     click.echo(f"{p['charge'] or p['payment_intent']} ({p['payment_intent'] or '-'}), customer {p['customer'] or '-'}, "
                f"status {p['status']}")
-    click.echo(f"  captured {format_amount(p['captured'], cur)}, refunded {format_amount(p['refunded'], cur)}, "
-               f"open requests {format_amount(p['open_requests'], cur)}, refundable {format_amount(p['refundable'], cur)}")
+    figures = ", ".join(f"{label} {format_amount(p[key], cur)}" for label, key in (
+        ("captured", "captured"), ("refunded", "refunded"), ("open requests", "open_requests"),
+        ("refundable", "refundable")))
+    click.echo(f"  {figures}")
     if p["booking_id"]:
         click.echo(f"  booking {p['booking_id']}: {p['booking_status'] or 'unknown'}")
     if v.eligible:
@@ -137,17 +123,14 @@ def check_cmd(payment, amount, db) -> None:
 @DB_OPTION
 def show_cmd(request_id, db) -> None:
     """One request and its audit history."""
-    from payops.money import format_amount
-    from payops.refunds import get, history
-
-    r = get(request_id, db=db)
-    click.echo(f"Refund request {r['id']}: {r['status']}, {format_amount(r['amount'], r['currency'])} on "
-               f"{r['charge'] or r['payment_intent']} ({r['reason']}), requested by {r['requested_by']}")
+    r = R.get(request_id, db=db)
+    click.echo(f"Refund request {r.id}: {r.status}, {format_amount(r.amount, r.currency)} on "
+               f"{r.charge or r.payment_intent} ({r.reason}), requested by {r.requested_by}")
     for key in ("note", "first_approver", "decided_by", "decision_note", "second_approver", "stripe_refund_id",
                 "failure_message"):
-        if r.get(key):
+        if r[key]:
             click.echo(f"  {key}: {r[key]}")
-    for h in history(request_id, db=db).itertuples(index=False):
+    for h in R.history(request_id, db=db).itertuples(index=False):
         click.echo(f"  {h.at:%Y-%m-%d %H:%M:%S}  {h.actor:<10} {h.action:<32} {h.note or ''}")
 
 
@@ -157,9 +140,7 @@ def show_cmd(request_id, db) -> None:
 @DB_OPTION
 def approve_cmd(ids, note, db) -> None:
     """Approve PENDING requests (a LARGE one needs a second approval by a senior); FAILED ones go back for a retry."""
-    from payops.refunds import approve
-
-    _report(approve(list(ids), note=note, db=db), verb="approve")
+    _report(R.approve(list(ids), note=note, db=db), verb="approve")
 
 
 @refunds.command("reject")
@@ -168,18 +149,14 @@ def approve_cmd(ids, note, db) -> None:
 @DB_OPTION
 def reject_cmd(ids, note, db) -> None:
     """Reject PENDING requests; a note is required."""
-    from payops.refunds import reject
-
-    _report(reject(list(ids), note=note, db=db), verb="reject")
+    _report(R.reject(list(ids), note=note, db=db), verb="reject")
 
 
 @refunds.command("apply-policy")
 @DB_OPTION
 def apply_policy_cmd(db) -> None:
     """Auto-approve requests whose session was cancelled, a tutor no-show, or not yet held (under the cap)."""
-    from payops.refunds import apply_policy
-
-    _report(apply_policy(db=db), verb="approve by policy")
+    _report(R.apply_policy(db=db), verb="approve by policy")
 
 
 @refunds.command("process")
@@ -188,9 +165,7 @@ def apply_policy_cmd(db) -> None:
 @DB_OPTION
 def process_cmd(dry_run, limit, db) -> None:
     """Send APPROVED requests to Stripe as refunds (idempotent; needs the processor role)."""
-    from payops.refunds import process
-
-    _report(process(limit=limit, dry_run=dry_run, db=db), verb="process")
+    _report(R.process(limit=limit, dry_run=dry_run, db=db), verb="process")
 
 
 @refunds.command("reconcile")
@@ -199,9 +174,7 @@ def process_cmd(dry_run, limit, db) -> None:
 @DB_OPTION
 def reconcile_cmd(older_than, db) -> None:
     """Finish PROCESSING requests left by a crash: find their refund in Stripe or retry with the same key."""
-    from payops.refunds import reconcile
-
-    _report(reconcile(db=db, older_than=None if older_than is None else timedelta(minutes=older_than)),
+    _report(R.reconcile(db=db, older_than=None if older_than is None else timedelta(minutes=older_than)),
             verb="reconcile")
 
 
@@ -210,29 +183,17 @@ def reconcile_cmd(older_than, db) -> None:
 @DB_OPTION
 def import_cmd(file, db) -> None:
     """Open requests from a CSV: payment, reason, and optional amount (major units), note, requested_by."""
-    from payops.money import format_amount
-    from payops.refunds import request
-
-    with open(file, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "payment" not in reader.fieldnames or "reason" not in reader.fieldnames:
-            raise InvalidInput(f"{file}: needs columns payment and reason (optional: amount, note, requested_by)")
-        failed = total = 0
-        for n, rec in enumerate(reader, start=2):
-            total += 1
-            payment = (rec.get("payment") or "").strip()
-            try:
-                row = request(payment, reason=(rec.get("reason") or "").strip(),
-                              amount=_amount(payment, (rec.get("amount") or "").strip() or None, db),
-                              note=(rec.get("note") or "").strip() or None,
-                              requested_by=(rec.get("requested_by") or "").strip() or None, db=db)
-                click.echo(f"{click.style('ok  ', fg='green')} line {n}: request {row['id']} opened, "
-                           f"{format_amount(row['amount'], row['currency'])} on {payment}")
-            except PayopsError as exc:
-                failed += 1
-                click.echo(f"{click.style('FAIL', fg='red')} line {n}: {exc.message}")
+    lines = R.import_csv(file, db=db)
+    for line in lines:
+        if line.request is not None:
+            req = line.request
+            click.echo(f"{click.style('ok  ', fg='green')} line {line.line}: request {req.id} opened, "
+                       f"{format_amount(req.amount, req.currency)} on {line.payment}")
+        else:
+            click.echo(f"{click.style('FAIL', fg='red')} line {line.line}: {line.message}")
+    failed = sum(not line.ok for line in lines)
     if failed:
-        click.echo(f"{failed} of {total} failed.", err=True)
+        click.echo(f"{failed} of {len(lines)} failed.", err=True)
         raise click.exceptions.Exit(1)
 
 
@@ -254,7 +215,7 @@ def bookings_import(file, db) -> None:
 
 @bookings.command("set-status")
 @click.argument("booking_id")
-@click.argument("status", type=click.Choice(["scheduled", "completed", "cancelled", "no_show"]))
+@click.argument("status", type=click.Choice(BOOKING_STATUSES))
 @click.option("--note", help="Why (kept in the audit trail).")
 @DB_OPTION
 def bookings_set_status(booking_id, status, note, db) -> None:

@@ -1,0 +1,256 @@
+"""Can a payment be refunded, and by how much: the facts of a payment, then a pure verdict.
+
+:func:`load_facts` reads what the database knows about one payment (its charge, payment
+intent, disputes, other open requests, booking); :func:`eligibility_reasons` turns those
+facts into every reason a refund is refused, without touching the database or the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from payops.config import RefundPolicy, Settings, get_settings
+from payops.db import connect
+from payops.errors import InvalidInput, NotFound
+from payops.money import format_amount
+from payops.refunds.model import OPEN_STATUSES, Verdict, utcnow
+
+__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "verdict", "check"]
+
+# Disputes in these statuses are over and no longer block a refund.
+_CLOSED_DISPUTES = ("won", "warning_closed")
+
+
+@dataclass(frozen=True)
+class PaymentFacts:
+    """What payops knows about one payment, amounts in minor units.
+
+    ``open_requests`` is the sum of the payment's open refund requests (other than the one
+    being checked); ``refundable`` = captured - refunded - open_requests, never below 0.
+    """
+
+    payment_intent: str | None
+    charge: str | None
+    customer: str | None
+    currency: str
+    amount: int
+    captured: int
+    refunded: int
+    open_requests: int
+    disputed: bool
+    status: str | None
+    created: datetime | None
+    booking_id: str | None = None
+    booking_status: str | None = None
+    session_start: datetime | None = None
+    livemode: bool | None = None
+
+    @property
+    def refundable(self) -> int:
+        return max(0, self.captured - self.refunded - self.open_requests)
+
+    @property
+    def name(self) -> str:
+        """How messages name the payment: its charge, else its payment intent."""
+        return self.charge or self.payment_intent or "?"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as :attr:`Verdict.payment` shows them."""
+        return {
+            "payment_intent": self.payment_intent, "charge": self.charge, "customer": self.customer,
+            "currency": self.currency, "amount": self.amount, "captured": self.captured,
+            "refunded": self.refunded, "open_requests": self.open_requests, "refundable": self.refundable,
+            "disputed": self.disputed, "status": self.status, "created": self.created,
+            "booking_id": self.booking_id, "booking_status": self.booking_status,
+            "session_start": self.session_start, "livemode": self.livemode,
+        }
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict | None:
+    cur = con.execute(sql, params)
+    row = cur.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cur.description], row, strict=True))
+
+
+def _payment_rows(con: duckdb.DuckDBPyConnection, payment_id: str) -> tuple[dict | None, dict | None]:
+    """(payment intent row, charge row) that a ``pi_``/``ch_``/``py_`` id names."""
+    if payment_id.startswith(("ch_", "py_")):
+        ch = _one(con, "SELECT * EXCLUDE (raw) FROM charges WHERE id = ?", [payment_id])
+        pi = None
+        if ch and ch.get("payment_intent"):
+            pi = _one(con, "SELECT * EXCLUDE (raw) FROM payment_intents WHERE id = ?", [ch["payment_intent"]])
+        return pi, ch
+    if payment_id.startswith("pi_"):
+        pi = _one(con, "SELECT * EXCLUDE (raw) FROM payment_intents WHERE id = ?", [payment_id])
+        latest = pi.get("latest_charge") if pi else None
+        # the payment's latest charge, else its newest succeeded one
+        ch = _one(con, "SELECT * EXCLUDE (raw) FROM charges WHERE id = ? OR payment_intent = ? "
+                       "ORDER BY (id = ?) DESC, (status = 'succeeded') DESC, created DESC LIMIT 1",
+                  [latest, payment_id, latest])
+        return pi, ch
+    raise InvalidInput(f"{payment_id!r} is not a payment id (expected pi_... or ch_...)")
+
+
+def _money_state(pi: dict | None, ch: dict | None) -> tuple[Any, int, int, bool]:
+    """(status, captured, refunded, disputed) from the charge, else from the payment intent."""
+    if ch is not None:
+        status = ch.get("status")
+        if ch.get("amount_captured") is not None:
+            captured = int(ch["amount_captured"])
+        elif status == "succeeded" and ch.get("captured") is not False:
+            captured = int(ch.get("amount") or 0)
+        else:
+            captured = 0
+        return status, captured, int(ch.get("amount_refunded") or 0), bool(ch.get("disputed"))
+    status = (pi or {}).get("status")
+    return status, int((pi or {}).get("amount_received") or 0) if status == "succeeded" else 0, 0, False
+
+
+def _open_requests(con: duckdb.DuckDBPyConnection, ch_id: str | None, pi_id: str | None,
+                   exclude: int | None) -> int:
+    marks = ", ".join("?" for _ in OPEN_STATUSES)
+    sql = (f"SELECT coalesce(sum(amount), 0) FROM refund_requests WHERE status IN ({marks}) "
+           "AND (charge = ? OR payment_intent = ?)")
+    params: list[Any] = [*OPEN_STATUSES, ch_id, pi_id]
+    if exclude is not None:
+        sql += " AND id <> ?"
+        params.append(int(exclude))
+    return int(con.execute(sql, params).fetchall()[0][0])
+
+
+def _booking(con: duckdb.DuckDBPyConnection, booking_id: str | None, pi_id: str | None) -> tuple | None:
+    row = None
+    if booking_id:
+        row = con.execute("SELECT booking_id, status, session_start FROM bookings WHERE booking_id = ?",
+                          [booking_id]).fetchone()
+    if row is None and pi_id:
+        row = con.execute("SELECT booking_id, status, session_start FROM bookings WHERE payment_intent = ? "
+                          "ORDER BY updated_at DESC LIMIT 1", [pi_id]).fetchone()
+    return row
+
+
+def load_facts(con: duckdb.DuckDBPyConnection, payment_id: str, *, exclude: int | None = None) -> PaymentFacts:
+    """The facts of the payment ``payment_id`` (``pi_...`` or ``ch_...``) on ``con``.
+
+    Args:
+        con: an open connection.
+        payment_id: a payment intent or charge id.
+        exclude: a request whose own amount does not count among the open requests.
+
+    Raises:
+        InvalidInput: not a payment id. NotFound: no such payment in the database.
+    """
+    payment_id = (payment_id or "").strip()
+    pi, ch = _payment_rows(con, payment_id)
+    if pi is None and ch is None:
+        raise NotFound(f"no payment {payment_id} in the database (run `payops sync` first?)")
+    src: dict = ch or pi or {}
+    status, captured, refunded, disputed = _money_state(pi, ch)
+    pi_id = pi["id"] if pi else (ch or {}).get("payment_intent")
+    ch_id = ch["id"] if ch else None
+    # A dispute may be stored before the charge's `disputed` flag is refreshed.
+    if not disputed and ch_id:
+        marks = ", ".join("?" for _ in _CLOSED_DISPUTES)
+        disputed = bool(con.execute(f"SELECT count(*) FROM disputes WHERE charge = ? AND status NOT IN ({marks})",
+                                    [ch_id, *_CLOSED_DISPUTES]).fetchall()[0][0])
+    booking_id = pi.get("booking_id") if pi else None
+    booking = _booking(con, booking_id, pi_id)
+    return PaymentFacts(
+        payment_intent=pi_id, charge=ch_id,
+        customer=(ch or {}).get("customer") or (pi or {}).get("customer"),
+        currency=(src.get("currency") or "").lower(), amount=int(src.get("amount") or 0),
+        captured=captured, refunded=refunded, open_requests=_open_requests(con, ch_id, pi_id, exclude),
+        disputed=disputed, status=status, created=src.get("created"),
+        booking_id=booking[0] if booking else booking_id, booking_status=booking[1] if booking else None,
+        session_start=booking[2] if booking else None,
+        livemode=(ch or {}).get("livemode", (pi or {}).get("livemode")),
+    )
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+def _fmt(amount: int, currency: str) -> str:
+    return format_amount(amount, currency) if currency else str(amount)
+
+
+def _state_reasons(f: PaymentFacts) -> list[str]:
+    """Reasons in the payment itself: not succeeded, disputed, nothing left."""
+    out = []
+    if f.status != "succeeded":
+        out.append(f"payment {f.name} has status {f.status}; only succeeded payments can be refunded")
+    if f.disputed:
+        out.append(f"payment {f.name} is disputed; a refund would be paid twice (answer the dispute instead)")
+    if f.status == "succeeded" and f.captured > 0:
+        if f.refunded >= f.captured:
+            out.append(f"payment {f.name} is already fully refunded ({_fmt(f.refunded, f.currency)})")
+        elif f.refundable <= 0:
+            out.append(f"nothing left to refund on {f.name}: captured {_fmt(f.captured, f.currency)} - refunded "
+                       f"{_fmt(f.refunded, f.currency)} - open requests {_fmt(f.open_requests, f.currency)}")
+    return out
+
+
+def _amount_reasons(f: PaymentFacts, amount: int | None, currency: str | None) -> list[str]:
+    """Reasons in what is asked: the wrong currency, a non-positive amount, more than refundable."""
+    out = []
+    if currency is not None and f.currency and currency.lower() != f.currency:
+        out.append(f"the request is in {currency.upper()} but payment {f.name} is in {f.currency.upper()}")
+    if amount is not None:
+        if amount <= 0:
+            out.append(f"the amount must be positive, got {_fmt(amount, f.currency)}")
+        elif amount > f.refundable > 0:
+            out.append(f"{_fmt(amount, f.currency)} is more than the refundable {_fmt(f.refundable, f.currency)} "
+                       f"(captured {_fmt(f.captured, f.currency)} - refunded {_fmt(f.refunded, f.currency)}"
+                       f" - open requests {_fmt(f.open_requests, f.currency)})")
+    return out
+
+
+def eligibility_reasons(facts: PaymentFacts, amount: int | None, policy: RefundPolicy, now: datetime, *,
+                        currency: str | None = None) -> list[str]:
+    """Every reason ``facts``' payment cannot be refunded by ``amount`` at ``now``; [] if it can.
+
+    Pure: the same facts, policy and moment always give the same reasons.
+
+    Args:
+        facts: from :func:`load_facts`.
+        amount: minor units asked for, or None (all that is refundable).
+        policy: the refund policy (its refund window).
+        now: the moment the refund window is measured to.
+        currency: the currency the request is in, when it must match the payment's.
+    """
+    reasons = _state_reasons(facts) + _amount_reasons(facts, amount, currency)
+    window = policy.refund_window
+    if window is not None and facts.created is not None and now - facts.created > window:
+        reasons.append(f"payment {facts.name} was made {(now - facts.created).days} days ago, outside the "
+                       f"{policy.refund_window_days:g}-day refund window")
+    return reasons
+
+
+def verdict(con: duckdb.DuckDBPyConnection, payment_id: str, amount: int | None = None, *,
+            exclude: int | None = None, currency: str | None = None, now: datetime | None = None,
+            settings: Settings | None = None) -> Verdict:
+    """:func:`load_facts` then :func:`eligibility_reasons`, on an open connection."""
+    facts = load_facts(con, payment_id, exclude=exclude)
+    policy = (settings or get_settings()).refund_policy
+    reasons = eligibility_reasons(facts, amount, policy, now or utcnow(), currency=currency)
+    return Verdict(eligible=not reasons, reasons=reasons, payment=facts.as_dict())
+
+
+def check(payment_id: str, amount: int | None = None, *, exclude: int | None = None, db=None) -> Verdict:
+    """Can ``payment_id`` (``pi_...`` or ``ch_...``) be refunded, by ``amount`` (minor units)?
+
+    Returns a :class:`Verdict` with every reason it cannot (not succeeded, disputed, fully
+    refunded, more than refundable = captured - refunded - other open requests, outside the
+    refund window). ``exclude``: a request id whose own amount does not count as another
+    open request (what :func:`approve` and :func:`process` ask for that request).
+    Raises :class:`~payops.errors.NotFound` for an unknown payment.
+    """
+    with connect(db) as con:
+        return verdict(con, payment_id, amount, exclude=exclude)

@@ -1,0 +1,304 @@
+"""Sending approved refunds to Stripe, crash-safely, and finishing what a crash left.
+
+The request is marked PROCESSING (committed) *before* Stripe is called, the refund is
+created with the idempotency key ``payops-refund-<id>`` and metadata ``payops_request_id``,
+and only then is it marked PROCESSED. A crash in between leaves a PROCESSING request that
+:func:`reconcile` (or a later :func:`process` run) finishes by finding the refund in Stripe
+by its metadata, or by retrying with the same key, never creating a second refund. No
+database connection is held while Stripe is called.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import duckdb
+
+from payops.config import Settings, get_settings
+from payops.db import connect, transaction
+from payops.errors import StripeError, TransientError
+from payops.money import format_amount
+from payops.refunds.decisions import decide, missing_role
+from payops.refunds.eligibility import verdict
+from payops.refunds.model import ActionResult, RefundRequest, acting_user, idempotency_key, load, transition, utcnow
+
+__all__ = ["process", "reconcile", "sync_refund_failures"]
+
+# Stripe refund statuses that mean no money went back.
+_DEAD = ("failed", "canceled")
+
+
+def _client(api):
+    if api is not None:
+        return api
+    from payops.stripe_api import get_client  # only when a real call is due: it needs the Stripe key
+
+    return get_client()
+
+
+def _find_refund(refunds: list[dict], request_id: int) -> dict | None:
+    """The live refund Stripe holds for a request (by metadata), ignoring failed/canceled ones."""
+    for r in refunds:
+        md = r.get("metadata") or {}
+        if str(md.get("payops_request_id")) == str(request_id) and r.get("status") not in _DEAD:
+            return r
+    return None
+
+
+def _record_refund(req: RefundRequest, refund: dict, actor: str, db) -> ActionResult:
+    """PROCESSING -> PROCESSED (or FAILED if Stripe says the refund failed), storing the refund."""
+    from payops.ingest import ingest_into  # ingest sits above refunds in the dependency order
+
+    rid = req.id
+    now = utcnow()
+    with connect(db) as con, transaction(con):
+        ingest_into(con, [refund])
+        cur = load(con, rid)
+        if cur is None or cur.status != "PROCESSING":
+            # Someone (another run, a reconcile) recorded it first: fine, nothing to add.
+            status = cur.status if cur else ""
+            return ActionResult(rid, status == "PROCESSED", status, f"request {rid} is already {status or '?'}")
+        if refund.get("status") in _DEAD:
+            why = refund.get("failure_reason") or "no reason given"
+            msg = f"Stripe refund {refund['id']} {refund.get('status')}: {why}"
+            transition(con, cur, "FAILED", action="fail", actor=actor, note=msg, at=now,
+                       changes={"stripe_refund_id": refund["id"], "failure_message": msg})
+            return ActionResult(rid, False, "FAILED", f"request {rid} failed: {msg}")
+        transition(con, cur, "PROCESSED", action="processed", actor=actor, at=now,
+                   changes={"stripe_refund_id": refund["id"], "processed_at": now, "failure_message": None},
+                   audit_extra={"refund_status": refund.get("status")})
+    amount = format_amount(int(refund.get("amount") or req.amount), req.currency)
+    return ActionResult(rid, True, "PROCESSED",
+                        f"request {rid} refunded {amount}: {refund['id']} ({refund.get('status')})")
+
+
+def _refused(req: RefundRequest, exc: StripeError, actor: str, db) -> ActionResult:
+    """Stripe refused the refund (already refunded, amount too large, disputed...): FAILED."""
+    rid, msg = req.id, exc.message
+    with connect(db) as con, transaction(con):
+        cur = load(con, rid)
+        if cur is None or cur.status != "PROCESSING":
+            return ActionResult(rid, False, cur.status if cur else "", f"request {rid} is {cur and cur.status}")
+        transition(con, cur, "FAILED", action="fail", actor=actor, note=msg, changes={"failure_message": msg},
+                   audit_extra={"stripe_code": getattr(exc, "code", None)})
+    return ActionResult(rid, False, "FAILED", f"request {rid} failed: {msg}")
+
+
+def _unreachable(req: RefundRequest, exc: TransientError, actor: str, db) -> ActionResult:
+    """Stripe may or may not have made the refund: stay PROCESSING; a rerun or reconcile
+    retries with the same idempotency key (and looks for the refund first)."""
+    msg = f"{exc.message}; still PROCESSING, run `payops refunds reconcile` to finish it"
+    with connect(db) as con, transaction(con):
+        cur = load(con, req.id)
+        if cur is not None and cur.status == "PROCESSING":
+            transition(con, cur, "PROCESSING", action="attempt_failed", actor=actor, note=msg,
+                       changes={"failure_message": msg})
+    return ActionResult(req.id, False, "PROCESSING", f"request {req.id}: {msg}")
+
+
+def _send(req: RefundRequest, api, actor: str, db, *, look_first: bool) -> ActionResult:
+    """Create (or find) the Stripe refund of a PROCESSING request and record the outcome.
+
+    No database connection is open while Stripe is called.
+    """
+    try:
+        if look_first:
+            listed = (api.list_refunds(charge=req.charge) if req.charge else
+                      api.list_refunds(payment_intent=req.payment_intent))
+            found = _find_refund(listed, req.id)
+            if found is not None:
+                return _record_refund(req, found, actor, db)
+        refund = api.create_refund(
+            idempotency_key=idempotency_key(req.id, req.retries),
+            charge=req.charge, payment_intent=None if req.charge else req.payment_intent,
+            amount=int(req.amount), reason=req.reason if get_settings().refund_policy.send_reason else None,
+            metadata={"payops_request_id": str(req.id)},
+        )
+    except StripeError as exc:
+        if getattr(exc, "http_status", None) == 409 or getattr(exc, "code", None) == "idempotency_key_in_use":
+            # Another run is sending this very refund right now: not a refusal, just wait.
+            return ActionResult(req.id, False, "PROCESSING",
+                                f"request {req.id}: being sent by another run ({exc.message}); reconcile later")
+        return _refused(req, exc, actor, db)
+    except TransientError as exc:
+        return _unreachable(req, exc, actor, db)
+    return _record_refund(req, refund, actor, db)
+
+
+def _start(request_id: int, actor: str, db,
+           settings: Settings) -> tuple[RefundRequest | None, int, ActionResult | None]:
+    """APPROVED -> PROCESSING (committed before Stripe is called), after re-checking eligibility.
+
+    Returns (the PROCESSING request, how many attempts it had before, None) or
+    (None, 0, why not).
+    """
+    with connect(db) as con, transaction(con):
+        req = load(con, request_id)
+        if req is None:
+            return None, 0, ActionResult(request_id, False, "", f"no refund request {request_id}")
+        if req.status != "APPROVED":
+            return None, 0, ActionResult(request_id, False, req.status,
+                                         f"request {request_id} is {req.status}, not APPROVED")
+        now = utcnow()
+        v = verdict(con, req.payment_id, req.amount, exclude=request_id, currency=req.currency, now=now,
+                    settings=settings)
+        if not v.eligible:
+            msg = "not eligible any more: " + "; ".join(v.reasons)
+            transition(con, req, "FAILED", action="fail", actor=actor, note=msg, at=now,
+                       changes={"failure_message": msg})
+            return None, 0, ActionResult(request_id, False, "FAILED", f"request {request_id} failed: {msg}")
+        started = transition(con, req, "PROCESSING", action="process", actor=actor, at=now,
+                             changes={"attempts": req.attempts + 1},
+                             audit_extra={"idempotency_key": idempotency_key(request_id, req.retries)})
+        if started is None:
+            cur = load(con, request_id)
+            status = cur.status if cur else ""
+            return None, 0, ActionResult(request_id, False, status, f"request {request_id} is {status}")
+        return started, req.attempts, None
+
+
+def _approved_ids(con: duckdb.DuckDBPyConnection, ids: list[int] | None, limit: int | None) -> list[int]:
+    sql = "SELECT id FROM refund_requests WHERE status = 'APPROVED'"
+    params: list[Any] = []
+    if ids is not None:
+        sql += f" AND id IN ({', '.join('?' for _ in ids) or 'NULL'})"
+        params += [int(i) for i in ids]
+    sql += " ORDER BY decided_at NULLS FIRST, id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [r[0] for r in con.execute(sql, params).fetchall()]
+
+
+def _dry_run(todo: list[int], db, settings: Settings) -> list[ActionResult]:
+    out = []
+    with connect(db) as con:
+        for rid in todo:
+            req = load(con, rid)
+            if req is None:
+                continue
+            v = verdict(con, req.payment_id, req.amount, exclude=rid, currency=req.currency, settings=settings)
+            if v.eligible:
+                amount = format_amount(req.amount, req.currency)
+                msg = f"request {rid}: would refund {amount} on {req.charge or req.payment_intent}"
+            else:
+                msg = f"request {rid}: would fail, not eligible: " + "; ".join(v.reasons)
+            out.append(ActionResult(rid, v.eligible, "APPROVED", msg))
+    return out
+
+
+def process(*, limit: int | None = None, dry_run: bool = False, user: str | None = None, db=None,
+            api=None, ids: list[int] | None = None) -> list[ActionResult]:
+    """Send APPROVED requests to Stripe (oldest decision first); needs the processor role.
+
+    For each: mark PROCESSING (committed), create the refund with idempotency key
+    ``payops-refund-<id>`` and metadata ``payops_request_id``, then mark PROCESSED with the
+    refund id (the refund row is stored too). A Stripe refusal makes it FAILED with Stripe's
+    message; a network error or timeout is retried with the same key and, if Stripe stays
+    unreachable, leaves it PROCESSING for :func:`reconcile`. PROCESSING requests older than
+    ``[refunds] stuck_processing_hours`` (left by a crash) are reconciled first.
+
+    Args:
+        limit: at most this many requests.
+        dry_run: only say what would be sent; change nothing, call nothing.
+        user: who processes (default ``PAYOPS_USER``).
+        api: a :class:`payops.stripe_api.StripeAPI` (default from the settings).
+        ids: only these requests.
+    """
+    settings = get_settings()
+    who = acting_user(user)
+    with connect(db) as con:
+        todo = _approved_ids(con, ids, limit)
+    missing = missing_role(settings, who, "processor")
+    if missing:
+        return [ActionResult(rid, False, "APPROVED", f"cannot process request {rid}: {missing}") for rid in todo]
+    if dry_run:
+        return _dry_run(todo, db, settings)
+    stuck = settings.refund_policy.stuck_after
+    if not todo and ids is None:
+        return reconcile(user=who, db=db, api=api, older_than=stuck)
+    client = _client(api) if todo else None
+    out: list[ActionResult] = []
+    if ids is None:
+        out += reconcile(user=who, db=db, api=client, older_than=stuck)
+    for rid in todo:
+        req, previous_attempts, problem = _start(rid, who, db, settings)
+        if req is None:
+            out.append(problem or ActionResult(rid, False, "", f"request {rid} was not started"))
+            continue
+        # A request tried before (a crash, a timeout) may already have its refund in Stripe.
+        out.append(_send(req, client, who, db, look_first=previous_attempts > 0))
+    return out
+
+
+def _count_attempt(request_id: int, actor: str, db) -> RefundRequest | None:
+    """PROCESSING -> PROCESSING with one more attempt (audited); None if it is no longer PROCESSING."""
+    with connect(db) as con, transaction(con):
+        cur = load(con, request_id)
+        if cur is None or cur.status != "PROCESSING":
+            return None
+        return transition(con, cur, "PROCESSING", action="reconcile", actor=actor,
+                          changes={"attempts": cur.attempts + 1})
+
+
+def reconcile(*, user: str | None = None, db=None, api=None, older_than: timedelta | None = None) -> list[ActionResult]:
+    """Finish PROCESSING requests left by a crash or an unreachable Stripe.
+
+    For each (optionally only those PROCESSING for longer than ``older_than``): list the
+    charge's refunds in Stripe and look for ``metadata.payops_request_id``; if found, mark
+    PROCESSED; if not, create it with the same idempotency key. Never a second refund.
+    """
+    settings = get_settings()
+    who = acting_user(user)
+    sql = "SELECT id FROM refund_requests WHERE status = 'PROCESSING'"
+    params: list[Any] = []
+    if older_than is not None:
+        sql += " AND updated_at < ?"
+        params.append(utcnow() - older_than)
+    with connect(db) as con:
+        ids = [r[0] for r in con.execute(sql + " ORDER BY id", params).fetchall()]
+    if not ids:
+        return []
+    missing = missing_role(settings, who, "processor")
+    if missing:
+        return [ActionResult(rid, False, "PROCESSING", f"cannot reconcile request {rid}: {missing}") for rid in ids]
+    client = _client(api)
+    out = []
+    for rid in ids:
+        req = _count_attempt(rid, who, db)
+        if req is not None:
+            out.append(_send(req, client, who, db, look_first=True))
+    return out
+
+
+def _fail_after_the_fact(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, refund_id: str,
+                         refund_status: str, failure_reason: str | None) -> ActionResult:
+    """PROCESSED -> FAILED (actor ``sync``) because its Stripe refund failed later."""
+    if req.status != "PROCESSED":
+        return ActionResult(req.id, False, req.status, f"request {req.id} is {req.status}")
+    msg = f"Stripe refund {refund_id} {refund_status}: {failure_reason or 'no reason given'}"
+    if not transition(con, req, "FAILED", action="fail", actor="sync", note=msg, changes={"failure_message": msg}):
+        return ActionResult(req.id, False, req.status, f"request {req.id} changed meanwhile")
+    return ActionResult(req.id, True, "FAILED", f"request {req.id} marked FAILED: {msg}")
+
+
+def sync_refund_failures(db=None) -> list[ActionResult]:
+    """PROCESSED requests whose Stripe refund later failed (``refund.failed`` /
+    ``charge.refund.updated`` ingested by sync or webhooks) become FAILED, actor ``sync``.
+
+    Idempotent: call it after applying events.
+    """
+    marks = ", ".join("?" for _ in _DEAD)
+    with connect(db) as con:
+        found = con.execute(
+            f"""SELECT r.id, f.id, f.status, f.failure_reason
+                FROM refund_requests r JOIN refunds f ON f.id = r.stripe_refund_id
+                WHERE r.status = 'PROCESSED' AND f.status IN ({marks})
+                ORDER BY r.id""", list(_DEAD)).fetchall()
+    out = []
+    for rid, refund_id, refund_status, failure_reason in found:
+        fn = partial(_fail_after_the_fact, refund_id=refund_id, refund_status=refund_status,
+                     failure_reason=failure_reason)
+        out.append(decide(rid, fn, db))
+    return out

@@ -1,0 +1,252 @@
+"""The review queue: requests in priority order, filtered and paged in SQL.
+
+Order: URGENT, then HIGH, then the others; LARGE first within each; then oldest first.
+Priorities are computed in SQL from :mod:`payops.refunds.rules`, so the first page of
+100,000 requests is a top-N query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from payops.config import Settings, get_settings
+from payops.db import connect
+from payops.errors import InvalidInput
+from payops.money import format_amount
+from payops.refunds.model import PRIORITIES, STATUSES, utcnow
+from payops.refunds.rules import large_thresholds_sql, priority_cutoffs, priority_flags_sql
+
+__all__ = ["QUEUE_COLUMNS", "SORTS", "queue", "queue_count", "pending_by_priority", "customer_history"]
+
+QUEUE_COLUMNS = (
+    "id", "status", "priorities", "priority_rank", "amount", "currency", "amount_display", "age_hours",
+    "customer", "customer_email", "customer_name", "payment_intent", "charge", "reason", "note",
+    "requested_by", "requested_at", "first_approver", "decided_by", "decided_at", "decision_note",
+    "second_approver", "stripe_refund_id", "failure_message", "livemode",
+)
+# A filter may also ask for the requests with no priority.
+_NO_PRIORITY = ("NORMAL", "OTHER")
+_FLAG_COLUMNS = {"URGENT": "is_urgent", "HIGH": "is_high", "LARGE": "is_large"}
+
+
+def _head(con: duckdb.DuckDBPyConnection, settings: Settings, now: datetime) -> tuple[str, list]:
+    """CTEs ``th`` (LARGE threshold per currency) and ``cut`` (URGENT / HIGH cutoffs, now)."""
+    currencies = [r[0] for r in con.execute("SELECT DISTINCT currency FROM refund_requests").fetchall()]
+    urgent, high = priority_cutoffs(settings.refund_policy, now)
+    cut = "cut AS (SELECT ?::TIMESTAMPTZ AS urgent_before, ?::TIMESTAMPTZ AS high_before, ?::TIMESTAMPTZ AS now_)"
+    return f"WITH th AS ({large_thresholds_sql(currencies, settings)}), {cut}", [urgent, high, now]
+
+
+def _as_list(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _status_filter(status: str | Iterable[str] | None) -> tuple[list[str], list]:
+    if status is None:
+        return [], []
+    statuses = [s.upper() for s in _as_list(status)]
+    bad = [s for s in statuses if s not in STATUSES]
+    if bad:
+        raise InvalidInput(f"unknown status {bad[0]!r}; use one of {', '.join(STATUSES)}")
+    if not statuses:
+        return [], []
+    return [f"r.status IN ({', '.join('?' for _ in statuses)})"], statuses
+
+
+def _priority_filter(priority: str | Iterable[str] | None) -> list[str]:
+    if not priority:
+        return []
+    ors = []
+    for p in (x.upper() for x in _as_list(priority)):
+        if p in _FLAG_COLUMNS:
+            ors.append(_FLAG_COLUMNS[p])
+        elif p in _NO_PRIORITY:
+            ors.append("NOT (is_urgent OR is_high OR is_large)")
+        else:
+            raise InvalidInput(f"unknown priority {p!r}; use one of {', '.join(PRIORITIES)} or NORMAL")
+    return ["(" + " OR ".join(ors) + ")"]
+
+
+def _reviewer_filters(customer, waiting_for) -> tuple[list[str], list, list[str]]:
+    """The review app's filters (one customer; "waiting for me"): (where, params, where on flags)."""
+    where: list[str] = []
+    params: list = []
+    flag_where = []
+    if customer:
+        where.append("r.customer = ?")
+        params.append(customer)
+    if waiting_for:
+        # LARGE, first approval given, and the second may come from this senior (four-eyes).
+        where.append("r.status = 'PENDING' AND r.first_approver IS NOT NULL AND r.first_approver <> ?"
+                     " AND coalesce(r.requested_by, '') <> ?")
+        params += [waiting_for, waiting_for]
+        flag_where.append("is_large")
+    return where, params, flag_where
+
+
+def _filters(status, currency, min_amount, search) -> tuple[list[str], list]:
+    """(conditions on requests, their params in order)."""
+    where, params = _status_filter(status)
+    if currency:
+        where.append("r.currency = ?")
+        params.append(currency.lower())
+    if min_amount is not None:
+        where.append("r.amount >= ?")
+        params.append(int(min_amount))
+    if search:
+        where.append("(r.customer ILIKE ? OR c.email ILIKE ? OR c.name ILIKE ? OR r.payment_intent ILIKE ?"
+                     " OR r.charge ILIKE ?)")
+        params += [f"%{search.strip()}%"] * 5
+    return where, params
+
+
+def _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer=None,
+              waiting_for=None) -> tuple[str, list]:
+    head, params = _head(con, settings, now)
+    where, fparams = _filters(status, currency, min_amount, search)
+    rwhere, rparams, flag_where = _reviewer_filters(customer, waiting_for)
+    where, fparams = where + rwhere, fparams + rparams
+    flag_where += _priority_filter(priority)
+    flags = priority_flags_sql(urgent_before="cut.urgent_before", high_before="cut.high_before", large="th.large")
+    flag_cols = ",\n               ".join(f"{cond} AS {_FLAG_COLUMNS[name]}" for name, cond in flags.items())
+    sql = f"""{head},
+    base AS (
+        SELECT r.*, c.email AS customer_email, c.name AS customer_name,
+               date_diff('second', r.requested_at, cut.now_) / 3600.0 AS age_hours,
+               {flag_cols}
+        FROM refund_requests r
+        CROSS JOIN cut
+        LEFT JOIN th ON th.currency = r.currency
+        LEFT JOIN customers c ON c.id = r.customer
+        {"WHERE " + " AND ".join(where) if where else ""}
+    ),
+    ranked AS (
+        SELECT *, (CASE WHEN is_urgent THEN 0 WHEN is_high THEN 2 ELSE 4 END)
+                  + (CASE WHEN is_large THEN 0 ELSE 1 END) AS priority_rank
+        FROM base {"WHERE " + " AND ".join(flag_where) if flag_where else ""}
+    )"""
+    return sql, params + fparams
+
+
+# The queue's orders; amounts are compared within a currency only (minor units of two
+# currencies are not comparable), so "amount" groups by currency first.
+_ORDERS = {
+    "priority": "priority_rank, requested_at, id",
+    "age": "requested_at, id",
+    "amount": "currency, amount DESC, requested_at, id",
+}
+SORTS = tuple(_ORDERS)
+
+
+def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, customer=None,
+          waiting_for=None, sort="priority", limit=50, offset=0, db=None, now=None) -> pd.DataFrame:
+    """One page of the review queue, in priority order (or by age or amount).
+
+    Order: URGENT, then HIGH, then the others; LARGE first within each; then oldest first.
+
+    Args:
+        status: statuses to show (default PENDING); None for all.
+        priority: ``URGENT``, ``HIGH``, ``LARGE`` or ``NORMAL`` (or a list of them).
+        currency: only this currency.
+        min_amount: only requests of at least this many minor units.
+        search: case-insensitive substring of customer id, email, name, payment intent or charge.
+        customer: only this customer's requests (an exact customer id).
+        waiting_for: only LARGE PENDING requests whose second approval this user (a senior) may
+            give: first approval given by someone else, not requested by this user.
+        sort: one of :data:`SORTS`: ``priority`` (the queue order), ``age`` (oldest first) or
+            ``amount`` (largest first within each currency, currencies in alphabetical order).
+        limit, offset: the page.
+        now: the moment ages are measured from (default now).
+
+    Returns:
+        A DataFrame with the columns of :data:`QUEUE_COLUMNS`.
+    """
+    settings = get_settings()
+    now = now or utcnow()
+    if sort not in _ORDERS:
+        raise InvalidInput(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+    order = _ORDERS[sort]
+    with connect(db) as con:
+        sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer,
+                                waiting_for)
+        page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset or 0)}"
+        df = con.execute(
+            f"""{sql},
+            page AS (SELECT * FROM ranked ORDER BY {order} {page})
+            SELECT page.*, coalesce(ch.livemode, pi.livemode) AS livemode
+            FROM page LEFT JOIN charges ch ON ch.id = page.charge
+                      LEFT JOIN payment_intents pi ON pi.id = page.payment_intent
+            ORDER BY {order}""",
+            params,
+        ).df()
+    if df.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in QUEUE_COLUMNS})
+    df["priorities"] = [
+        [p for p, flag in (("URGENT", u), ("HIGH", h), ("LARGE", lg)) if flag]
+        for u, h, lg in zip(df["is_urgent"], df["is_high"], df["is_large"], strict=True)
+    ]
+    df["amount_display"] = [format_amount(int(a), c) for a, c in zip(df["amount"], df["currency"], strict=True)]
+    return df[list(QUEUE_COLUMNS)].reset_index(drop=True)
+
+
+def queue_count(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, customer=None,
+                waiting_for=None, db=None, now=None, **_: Any) -> int:
+    """How many requests :func:`queue` would list with the same filters (all pages)."""
+    settings = get_settings()
+    now = now or utcnow()
+    with connect(db) as con:
+        sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer,
+                                waiting_for)
+        return int(con.execute(f"{sql} SELECT count(*) FROM ranked", params).fetchall()[0][0])
+
+
+def pending_by_priority(*, db=None, now=None) -> dict[str, int]:
+    """PENDING requests per priority: ``{"URGENT", "HIGH", "LARGE", "NORMAL"}``.
+
+    URGENT and HIGH are by age and exclusive; LARGE overlaps both; NORMAL is none of them.
+    """
+    settings = get_settings()
+    now = now or utcnow()
+    with connect(db) as con:
+        sql, params = _base_sql(con, settings, now, ("PENDING",), None, None, None, None)
+        u, h, lg, n = con.execute(
+            f"""{sql} SELECT count(*) FILTER (WHERE is_urgent), count(*) FILTER (WHERE is_high),
+                       count(*) FILTER (WHERE is_large),
+                       count(*) FILTER (WHERE NOT (is_urgent OR is_high OR is_large)) FROM ranked""",
+            params).fetchall()[0]
+    return {"URGENT": int(u), "HIGH": int(h), "LARGE": int(lg), "NORMAL": int(n)}
+
+
+def customer_history(customer: str, *, exclude: int | None = None, limit: int = 100,
+                     db=None) -> dict[str, pd.DataFrame]:
+    """What a reviewer wants to know about a customer before deciding one of their requests.
+
+    Args:
+        customer: the customer id (``cus_...``).
+        exclude: a request id to leave out (the one being reviewed).
+        limit: at most this many rows of each kind (newest first).
+
+    Returns:
+        ``{"requests": ..., "disputes": ...}``: the customer's other refund requests (id,
+        status, amount, currency, reason, requested_at, decided_by, decided_at, payment_intent,
+        charge), newest first, open ones (:data:`OPEN_STATUSES`) included; and the disputes
+        on their payments (id, charge, payment_intent, amount, currency, status, reason,
+        created), newest first.
+    """
+    with connect(db) as con:
+        requests = con.execute(
+            "SELECT id, status, amount, currency, reason, requested_at, decided_by, decided_at, payment_intent, "
+            "charge FROM refund_requests WHERE customer = ? AND id <> ? ORDER BY requested_at DESC, id DESC LIMIT ?",
+            [customer, -1 if exclude is None else int(exclude), int(limit)]).df()
+        disputes = con.execute(
+            """SELECT d.id, d.charge, d.payment_intent, d.amount, d.currency, d.status, d.reason, d.created
+               FROM disputes d LEFT JOIN charges c ON c.id = d.charge
+                               LEFT JOIN payment_intents pi ON pi.id = d.payment_intent
+               WHERE coalesce(c.customer, pi.customer) = ?
+               ORDER BY d.created DESC, d.id DESC LIMIT ?""", [customer, int(limit)]).df()
+    return {"requests": requests, "disputes": disputes}
