@@ -52,7 +52,8 @@ def test_set_status_is_audited_and_drives_the_session_rule(tmp_path):
                              catch_exceptions=False)
     assert out.exit_code == 0 and "Booking bk_1 is now cancelled." in out.output
     with connect() as con:
-        row = con.execute("SELECT actor, action, before, after, note FROM audit_log WHERE entity = 'booking'").fetchone()
+        row = con.execute("SELECT actor, action, before, after, note FROM audit_log "
+                          "WHERE entity = 'booking'").fetchone()
     assert row[:2] == ("tester", "booking.set_status") and "completed" in row[2] and "cancelled" in row[3]
     assert row[4] == "tutor ill"
     [res] = R.apply_policy()

@@ -33,7 +33,8 @@ def test_an_eligible_payment_has_no_reasons():
 
 
 @pytest.mark.parametrize("changes, amount, currency, words", [
-    (dict(status="failed", captured=0), None, None, "payment ch_1 has status failed; only succeeded payments can be refunded"),
+    (dict(status="failed", captured=0), None, None,
+     "payment ch_1 has status failed; only succeeded payments can be refunded"),
     (dict(status="requires_payment_method", charge=None, captured=0), None, None,
      "payment pi_1 has status requires_payment_method; only succeeded payments can be refunded"),
     (dict(disputed=True), None, None,

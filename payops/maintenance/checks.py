@@ -24,7 +24,6 @@ from payops import audit, metrics, refunds
 from payops.db import connect, transaction
 from payops.errors import ConfigError, PayopsError, StripeError
 from payops.ingest import ingest_into
-from payops.maintenance import request_writes
 from payops.maintenance.archive import archived_ids
 
 __all__ = ["CHECKS", "Check", "Finding", "FixContext", "LookupFailed", "StripeLookups"]
@@ -150,10 +149,17 @@ class Check:
     repair: Repairer
 
 
+def _audited(ctx: FixContext, f: Finding) -> dict[str, Any]:
+    """Who and what the audit row of a repair names (also for repairs made through payops.refunds)."""
+    return {"actor": ctx.user, "audit_action": f"maintenance.fix.{f.kind}",
+            "note": f"payops fix: {f.problem}; {f.outcome}"}
+
+
 def _record(con: duckdb.DuckDBPyConnection, ctx: FixContext, f: Finding, before: Any = None,
             after: Any = None) -> None:
-    audit.record(con, actor=ctx.user, action=f"maintenance.fix.{f.kind}", entity=f.entity, entity_id=f.entity_id,
-                 before=before, after=after, note=f"payops fix: {f.problem}; {f.outcome}")
+    how = _audited(ctx, f)
+    audit.record(con, actor=how["actor"], action=how["audit_action"], entity=f.entity, entity_id=f.entity_id,
+                 before=before, after=after, note=how["note"])
 
 
 def _one_by_one(repair_one: Callable[[duckdb.DuckDBPyConnection, Finding, FixContext], None]) -> Repairer:
@@ -198,9 +204,7 @@ def _find_refunds_for_unprocessed(con: duckdb.DuckDBPyConnection, ctx: FixContex
 def _mark_processed(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext) -> None:
     rid, status, refund_id, created = f.facts
     with transaction(con):
-        f.repaired = request_writes.mark_processed(con, rid, status, refund_id, created)
-        if f.repaired:
-            _record(con, ctx, f, {"status": status}, {"status": "PROCESSED", "stripe_refund_id": refund_id})
+        f.repaired = refunds.mark_processed(con, rid, status, refund_id, created, **_audited(ctx, f))
     if not f.repaired:
         f.outcome = "the request changed meanwhile; run fix again"
 
@@ -290,8 +294,7 @@ def _link_or_fail(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext) -
     rid, pi, ch, refund_id, local_id = f.facts
     if local_id:
         with transaction(con):
-            request_writes.link_refund(con, rid, local_id)
-            _record(con, ctx, f, {"stripe_refund_id": refund_id}, {"stripe_refund_id": local_id})
+            refunds.link_refund(con, rid, local_id, **_audited(ctx, f))
         f.repaired = True
         return
     found = _refund_in_stripe(ctx, rid, pi, ch, refund_id)
@@ -299,16 +302,14 @@ def _link_or_fail(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext) -
         if found is not None:
             ingest_into(con, [found])
         if found is not None and found.get("status") not in ("failed", "canceled"):
-            request_writes.link_refund(con, rid, found["id"])
             f.outcome = f"fetched Stripe refund {found['id']} and linked it"
-            _record(con, ctx, f, {"stripe_refund_id": refund_id}, {"stripe_refund_id": found["id"]})
+            refunds.link_refund(con, rid, found["id"], **_audited(ctx, f))
         else:
             why = (f"Stripe refund {found['id']} is {found.get('status')}" if found is not None else
                    f"no Stripe refund carries payops_request_id {rid}")
-            request_writes.mark_failed(con, rid, f"payops fix: {why}",
-                                       found["id"] if found is not None else refund_id)
             f.outcome = f"marked FAILED ({why}); it can be approved again"
-            _record(con, ctx, f, {"status": "PROCESSED"}, {"status": "FAILED"})
+            refunds.mark_failed(con, rid, f"payops fix: {why}", found["id"] if found is not None else refund_id,
+                                **_audited(ctx, f))
     f.repaired = True
 
 

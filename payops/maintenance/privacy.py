@@ -18,11 +18,10 @@ import duckdb
 import orjson
 import pandas as pd
 
-from payops import audit
+from payops import audit, refunds
 from payops.config import get_settings
 from payops.db import connect, database_path, transaction
 from payops.errors import InvalidInput, NotFound
-from payops.maintenance import request_writes
 from payops.maintenance.archive import (
     ARCHIVE_TABLES,
     archive_dir,
@@ -138,7 +137,7 @@ _ERASE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "events": (("raw",), ()),
 }
 # Free-text columns payops itself writes, scrubbed of the customer's email/name/phone.
-REQUEST_TEXT = ("note", "decision_note", "failure_message")
+REQUEST_TEXT = refunds.TEXT_COLUMNS
 _TEXT_EXPORTS = (".csv", ".json", ".jsonl", ".html", ".htm", ".ipynb", ".txt", ".md", ".tsv")
 
 
@@ -253,7 +252,7 @@ def _scrub_requests(con: duckdb.DuckDBPyConnection, needles: _Needles, dry_run: 
         if new != texts:
             updates.append((rid, new))
     if updates and not dry_run:
-        request_writes.set_texts(con, REQUEST_TEXT, updates)
+        refunds.set_texts(con, REQUEST_TEXT, updates)
     return len(updates)
 
 
