@@ -1,39 +1,31 @@
 """The payops-owned rows of the demo: bookings, refund requests and their audit trail.
 
-Stripe objects go through :mod:`payops.ingest`; these tables are payops's own. The demo's
-only writes to ``refund_requests`` and ``audit_log`` are the two functions at the end,
-:func:`insert_refund_requests` and :func:`append_audit_rows`, each one batch statement (a
-million payments carry tens of thousands of requests): they move to the refunds and audit
-APIs (``refunds`` bulk insert, ``audit.rows``) as soon as those exist.
+Stripe objects go through :mod:`payops.ingest`; these tables are payops's own. The demo
+writes ``refund_requests`` and ``audit_log`` only through their owners' batch APIs,
+:func:`payops.refunds.insert_many` and :func:`payops.audit.rows` (a million payments carry
+tens of thousands of requests: one statement each), and every step of a generated history
+is checked against :data:`payops.refunds.TRANSITIONS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from payops.audit import GENESIS, _canon, row_hash
+from payops import audit, refunds
 from payops.demo.plan import AuditEvent, DemoRequest
 
-__all__ = ["AuditRow", "append_audit_rows", "audit_rows", "insert_bookings", "insert_refund_requests",
-           "new_request_ids"]
+__all__ = ["append_audit_rows", "audit_rows", "insert_bookings", "insert_refund_requests", "new_request_ids"]
 
 _BOOKING_COLUMNS = ("booking_id", "payment_intent", "customer", "tutor_id", "session_start", "status", "updated_at")
-_REQUEST_COLUMNS = (
-    "id", "payment_intent", "charge", "customer", "amount", "currency", "reason", "note", "status",
-    "requested_by", "requested_at", "first_approver", "first_approved_at", "decided_by", "decided_at",
-    "decision_note", "second_approver", "stripe_refund_id", "processed_at", "failure_message",
-    "attempts", "updated_at",
-)
-_REQUEST_TIMES = {"requested_at", "first_approved_at", "decided_at", "processed_at", "updated_at"}
+_REQUEST_TIMES = ("requested_at", "first_approved_at", "decided_at", "processed_at", "updated_at")
 # What a request's ``create`` audit row holds, besides its status.
 _CREATED_FIELDS = ("id", "payment_intent", "charge", "customer", "amount", "currency", "reason", "note",
                    "requested_by")
-ENTITY = "refund_request"
 
 
 def _ts(values: Sequence[int | None]) -> pa.Array:
@@ -58,21 +50,12 @@ def insert_bookings(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
         con.unregister("_demo_bookings")
 
 
-class AuditRow(NamedTuple):
-    """One audit row to append (the fields of :func:`payops.audit.record`)."""
+def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[audit.Entry]:
+    """The requests' audit trail in time order, each row as ``payops.refunds`` would have written it.
 
-    actor: str
-    action: str
-    entity: str
-    entity_id: str
-    before: Any
-    after: Any
-    note: str | None
-    at: datetime
-
-
-def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[AuditRow]:
-    """The requests' audit trail in time order, each row as ``payops.refunds`` would have written it."""
+    Raises:
+        IllegalTransition: a step the refunds state machine does not allow (a bug in the plan).
+    """
     by_id = {r.id: r for r in requests}
     out = []
     for e in sorted(events, key=lambda e: (e.at, e.request_id)):
@@ -83,6 +66,7 @@ def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[Au
             after: dict[str, Any] = {k: getattr(req, k) for k in _CREATED_FIELDS}
             after["status"] = "PENDING"
         else:
+            refunds.check_transition(e.before or "", e.after, e.action)
             before, after = {"status": e.before}, {"status": e.after}
             if e.action in ("approve", "reject"):
                 after["by"] = e.actor
@@ -90,63 +74,38 @@ def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[Au
                 after["stripe_refund_id"] = req.stripe_refund_id
             if e.action == "fail":
                 after["failure_message"] = req.failure_message
-        out.append(AuditRow(e.actor, f"{ENTITY}.{e.action}", ENTITY, str(e.request_id), before, after, e.note,
-                            datetime.fromtimestamp(e.at, UTC)))
+        out.append(audit.Entry(e.actor, f"{refunds.ENTITY}.{e.action}", refunds.ENTITY, str(e.request_id), before,
+                               after, e.note, datetime.fromtimestamp(e.at, UTC)))
     return out
 
 
-# --------------------------------------------------------------------------- the writes to move
+# --------------------------------------------------------------------------- the writes, through their owners
 
 
 def new_request_ids(con: duckdb.DuckDBPyConnection, n: int) -> list[int]:
     """``n`` fresh refund request ids, ascending."""
-    return sorted(v for (v,) in con.execute("SELECT nextval('refund_request_ids') FROM range(?)", [n]).fetchall())
+    return refunds.new_ids(con, n)
+
+
+def _moment(epoch: int | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+def _refund_request(r: DemoRequest) -> refunds.RefundRequest:
+    times: dict[str, Any] = {k: _moment(getattr(r, k)) for k in _REQUEST_TIMES}
+    return refunds.RefundRequest(
+        id=r.id, payment_intent=r.payment_intent, charge=r.charge, customer=r.customer, amount=r.amount,
+        currency=r.currency, reason=r.reason, note=r.note, status=r.status, requested_by=r.requested_by,
+        first_approver=r.first_approver, decided_by=r.decided_by, decision_note=r.decision_note,
+        second_approver=r.second_approver, stripe_refund_id=r.stripe_refund_id, failure_message=r.failure_message,
+        attempts=r.attempts, **times)
 
 
 def insert_refund_requests(con: duckdb.DuckDBPyConnection, requests: list[DemoRequest]) -> None:
-    """Store complete refund requests in one statement."""
-    if not requests:
-        return
-    arrays = []
-    for col in _REQUEST_COLUMNS:
-        values = [getattr(r, col) for r in requests]
-        if col in _REQUEST_TIMES:
-            arrays.append(_ts(values))
-        elif col in ("id", "amount"):
-            arrays.append(pa.array(values, pa.int64()))
-        elif col == "attempts":
-            arrays.append(pa.array(values, pa.int32()))
-        else:
-            arrays.append(pa.array(values, pa.string()))
-    con.register("_demo_requests", pa.Table.from_arrays(arrays, names=list(_REQUEST_COLUMNS)))
-    try:
-        con.execute("INSERT INTO refund_requests BY NAME SELECT * FROM _demo_requests")
-    finally:
-        con.unregister("_demo_requests")
+    """Store complete refund requests in one statement (:func:`payops.refunds.insert_many`)."""
+    refunds.insert_many(con, [_refund_request(r) for r in requests])
 
 
-def append_audit_rows(con: duckdb.DuckDBPyConnection, rows: list[AuditRow]) -> None:
-    """Append audit rows in order, hash-chained exactly as :func:`payops.audit.record` does, in one statement.
-
-    Calling ``record()`` per row costs two queries each, too slow for a million payments.
-    """
-    if not rows:
-        return
-    ids = sorted(v for (v,) in con.execute("SELECT nextval('audit_log_ids') FROM range(?)", [len(rows)]).fetchall())
-    prev = con.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-    prev_hash = prev[0] if prev and prev[0] else GENESIS
-    names = ("id", "at", "actor", "action", "entity", "entity_id", "before", "after", "note", "prev_hash", "hash")
-    stored: list[tuple] = []
-    for new_id, r in zip(ids, rows, strict=True):
-        bj, aj = _canon(r.before), _canon(r.after)
-        h = row_hash(prev_hash, new_id, r.at, r.actor, r.action, r.entity, r.entity_id, bj, aj, r.note)
-        stored.append((new_id, r.at, r.actor, r.action, r.entity, r.entity_id, bj, aj, r.note, prev_hash, h))
-        prev_hash = h
-    cols = list(zip(*stored, strict=True))
-    arrays = [pa.array(cols[0], pa.int64()), pa.array(cols[1], pa.timestamp("us", tz="UTC"))]
-    arrays += [pa.array(c, pa.string()) for c in cols[2:]]
-    con.register("_demo_audit", pa.Table.from_arrays(arrays, names=list(names)))
-    try:
-        con.execute("INSERT INTO audit_log BY NAME SELECT * FROM _demo_audit")
-    finally:
-        con.unregister("_demo_audit")
+def append_audit_rows(con: duckdb.DuckDBPyConnection, rows: list[audit.Entry]) -> None:
+    """Append audit rows in order, hash-chained, in one statement (:func:`payops.audit.rows`)."""
+    audit.rows(con, rows)
