@@ -51,7 +51,7 @@ def insert_bookings(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 
 
 def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[audit.Entry]:
-    """The requests' audit trail in time order, each row as ``payops.refunds`` would have written it.
+    """The requests' histories as :func:`payops.audit.rows` entries, in time order.
 
     Raises:
         IllegalTransition: a step the refunds state machine does not allow (a bug in the plan).
