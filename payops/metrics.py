@@ -26,7 +26,8 @@ from payops.periods import PERIODS, Period, bounds, check_range, parse_date, per
 
 __all__ = [
     "PERIODS", "Period", "period", "parse_date",
-    "daily_metrics_query", "compute", "compute_daily", "daily", "summary", "summaries", "kpis", "kpis_of",
+    "daily_metrics_query", "compute", "compute_daily", "stored_range", "daily", "summary", "summaries",
+    "kpis", "kpis_of",
     "alerts", "processing_times", "METRIC_COLUMNS", "MONEY_COLUMNS", "ADDITIVE",
 ]
 
@@ -196,6 +197,13 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
         return len(df)
 
 
+def stored_range(*, db=None) -> tuple[date, date] | None:
+    """The first and last day ``daily_metrics`` holds (None when it is empty)."""
+    with reader(db) as con:
+        first, last = con.execute("SELECT min(day), max(day) FROM daily_metrics").fetchall()[0]
+    return (first, last) if first is not None and last is not None else None
+
+
 def daily(start: date, end: date, *, db=None) -> pd.DataFrame:
     """The stored ``daily_metrics`` rows for days ``start``..``end``, by day and currency."""
     start, end = check_range(start, end)
@@ -225,7 +233,8 @@ def _pending(con, as_of: datetime) -> pd.DataFrame:
         """
         WITH rr AS (
             SELECT currency, requested_at,
-                   coalesce(decided_at, CASE WHEN status <> 'PENDING' THEN coalesce(processed_at, updated_at) END) AS decided
+                   coalesce(decided_at,
+                            CASE WHEN status <> 'PENDING' THEN coalesce(processed_at, updated_at) END) AS decided
             FROM refund_requests)
         SELECT currency, count(*) AS pending_requests FROM rr
         WHERE requested_at < $t AND (decided IS NULL OR decided >= $t)
@@ -246,11 +255,13 @@ def _summarize(days: pd.DataFrame, proc: pd.DataFrame, pend: pd.DataFrame) -> pd
     decided = out["succeeded"] + out["failed"]
     out["success_rate"] = (out["succeeded"] / decided.where(decided > 0)).astype("float64")
     out["failed_rate"] = (out["failed"] / out["attempts"].where(out["attempts"] > 0)).astype("float64")
-    out["conversion_rate"] = (out["intents_succeeded"] / out["intents_created"].where(out["intents_created"] > 0)).astype("float64")
+    created = out["intents_created"]
+    out["conversion_rate"] = (out["intents_succeeded"] / created.where(created > 0)).astype("float64")
     grouped = proc.groupby("currency")["hours"]
     out["processing_hours_median"] = grouped.median().reindex(currencies).astype("float64")
     out["processing_hours_p90"] = grouped.quantile(0.9).reindex(currencies).astype("float64")
-    out["pending_requests"] = pend.set_index("currency")["pending_requests"].reindex(currencies).fillna(0).astype("int64")
+    pending = pend.set_index("currency")["pending_requests"].reindex(currencies)
+    out["pending_requests"] = pending.fillna(0).astype("int64")
     return out.reset_index().rename(columns={"index": "currency"})
 
 
@@ -322,57 +333,66 @@ def kpis(start: date, end: date, *, db=None, tz: str | None = None, as_of: datet
     return kpis_of(summary(start, end, db=db, tz=tz, as_of=as_of))
 
 
-def kpis_of(s: pd.DataFrame) -> list[dict]:
-    """The KPIs of a :func:`summary` frame (see :func:`kpis`), without querying again."""
-    limits = get_settings().kpis
-    out: list[dict] = []
+def _kpi(name: str, label: str, value, threshold, ok: bool, message: str, currency: str | None) -> dict:
+    return {"name": name, "label": label, "value": value, "threshold": threshold, "ok": bool(ok),
+            "message": message, "currency": currency}
 
-    def add(name, label, value, threshold, ok, message, currency):
-        out.append({"name": name, "label": label, "value": value, "threshold": threshold,
-                    "ok": bool(ok), "message": message, "currency": currency})
 
-    for row in s.itertuples(index=False):
-        cur = row.currency.upper()
-        v, t = row.success_rate, float(limits.min_success_rate)
-        if pd.isna(v):
-            add("success_rate", "Success rate", None, t, True, f"{cur} success rate: no payments", row.currency)
-        else:
-            ok = v >= t
-            add("success_rate", "Success rate", float(v), t, ok,
-                f"{cur} success rate {_pct(v)} " + (f"(minimum {_pct(t)})" if ok else f"is below the {_pct(t)} minimum"),
-                row.currency)
-        v, t = row.failed_rate, float(limits.max_failed_rate)
-        if pd.isna(v):
-            add("failed_rate", "Failed payments", None, t, True, f"{cur} failed payments: no payments", row.currency)
-        else:
-            ok = v <= t
-            add("failed_rate", "Failed payments", float(v), t, ok,
-                f"{cur} failed payments {_pct(v)} " + (f"(maximum {_pct(t)})" if ok else f"are above the {_pct(t)} maximum"),
-                row.currency)
-        v, t = row.processing_hours_p90, float(limits.max_processing_hours)
-        if pd.isna(v):
-            add("processing_hours_p90", "Refund processing (p90)", None, t, True,
-                f"{cur} refund processing: nothing processed", row.currency)
-        else:
-            ok = v < t
-            add("processing_hours_p90", "Refund processing (p90)", float(v), t, ok,
-                f"{cur} refunds took {v:.1f} h to process (90th percentile) "
-                + (f"(under {t:g} h)" if ok else f"which is not under the {t:g} h limit"),
-                row.currency)
-    pending = int(s["pending_requests"].sum()) if len(s) else 0
-    t = int(limits.max_pending_requests)
-    ok = pending <= t
-    add("pending_requests", "Pending refund requests", pending, t, ok,
-        f"{pending} refund requests pending " + (f"(maximum {t})" if ok else f"which is above the maximum of {t}"),
-        None)
+def _currency_kpis(row, limits) -> list[dict]:
+    """The per-currency KPIs of one summary row (a KPI without data is ok)."""
+    c, cur = row.currency, row.currency.upper()
+    out = []
+    v, t = row.success_rate, float(limits.min_success_rate)
+    if pd.isna(v):
+        out.append(_kpi("success_rate", "Success rate", None, t, True, f"{cur} success rate: no payments", c))
+    else:
+        ok = v >= t
+        said = f"(minimum {_pct(t)})" if ok else f"is below the {_pct(t)} minimum"
+        out.append(_kpi("success_rate", "Success rate", float(v), t, ok, f"{cur} success rate {_pct(v)} {said}", c))
+    v, t = row.failed_rate, float(limits.max_failed_rate)
+    if pd.isna(v):
+        out.append(_kpi("failed_rate", "Failed payments", None, t, True, f"{cur} failed payments: no payments", c))
+    else:
+        ok = v <= t
+        said = f"(maximum {_pct(t)})" if ok else f"are above the {_pct(t)} maximum"
+        out.append(_kpi("failed_rate", "Failed payments", float(v), t, ok,
+                        f"{cur} failed payments {_pct(v)} {said}", c))
+    v, t = row.processing_hours_p90, float(limits.max_processing_hours)
+    label = "Refund processing (p90)"
+    if pd.isna(v):
+        out.append(_kpi("processing_hours_p90", label, None, t, True, f"{cur} refund processing: nothing processed", c))
+    else:
+        ok = v < t
+        said = f"(under {t:g} h)" if ok else f"which is not under the {t:g} h limit"
+        out.append(_kpi("processing_hours_p90", label, float(v), t, ok,
+                        f"{cur} refunds took {v:.1f} h to process (90th percentile) {said}", c))
     return out
 
 
-def alerts(*, db=None, today: date | None = None) -> list[dict]:
-    """The breached KPIs that ``payops status`` shows: yesterday's rates and processing
-    time (in the reporting timezone) and the refund requests pending now."""
+def kpis_of(s: pd.DataFrame) -> list[dict]:
+    """The KPIs of a :func:`summary` frame (see :func:`kpis`), without querying again."""
+    limits = get_settings().kpis
+    out = [k for row in s.itertuples(index=False) for k in _currency_kpis(row, limits)]
+    pending = int(s["pending_requests"].sum()) if len(s) else 0
+    t = int(limits.max_pending_requests)
+    ok = pending <= t
+    said = f"(maximum {t})" if ok else f"which is above the maximum of {t}"
+    out.append(_kpi("pending_requests", "Pending refund requests", pending, t, ok,
+                    f"{pending} refund requests pending {said}", None))
+    return out
+
+
+def alerts(*, db=None, today: date | None = None, now: datetime | None = None) -> list[dict]:
+    """The breached KPIs that ``payops status`` shows: the rates and processing time of the
+    day before ``today`` (in the reporting timezone) and the refund requests pending at ``now``.
+
+    Args:
+        db: database path.
+        today: the local day counted as today (default: today at ``now``).
+        now: the moment "now" (default: the clock).
+    """
     tz = timezone(None)
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     if today is None:
         today = now.astimezone(ZoneInfo(tz)).date()
     y = today - timedelta(days=1)

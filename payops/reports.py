@@ -28,11 +28,11 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from payops import exports, insights, metrics, money, periods
+from payops import charts, exports, insights, metrics, money, periods
 from payops.config import get_settings
 from payops.db import database_path
 from payops.errors import ReportError
-from payops.money import format_amount, to_decimal
+from payops.money import format_amount
 
 __all__ = ["KERNEL_NAME", "NOTEBOOK", "SECRET_ENV", "INDEX_PERIOD_ORDER", "ReportResult", "run_report",
            "render_html", "write_index", "index_key", "Report"]
@@ -104,6 +104,7 @@ def _metrics_json(p: metrics.Period, db, tz: str, path: Path) -> list[dict]:
     rows = metrics.daily(p.start, p.end, db=db)
     (current, previous), _ = metrics.summaries([(p.start, p.end), (p.previous_start, p.previous_end)], db=db, tz=tz)
     k = metrics.kpis_of(current)
+    alerts = [x for x in k if not x["ok"]]
     doc = {
         "report": {**p.as_dict(), "timezone": tz, "generated_at": datetime.now(UTC).isoformat(),
                    "database": str(database_path(db))},
@@ -111,11 +112,11 @@ def _metrics_json(p: metrics.Period, db, tz: str, path: Path) -> list[dict]:
         "summary": _records(current),
         "previous_summary": _records(previous),
         "kpis": k,
-        "alerts": [x for x in k if not x["ok"]],
+        "alerts": alerts,
     }
     path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY,
                                   default=_json_default) + b"\n")
-    return doc["alerts"]
+    return alerts
 
 
 def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir: str | Path | None = None,
@@ -252,7 +253,8 @@ def write_index(reports_dir: str | Path | None = None) -> Path:
 <html lang="en"><head><meta charset="utf-8"><title>payops reports</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: .3rem .8rem; border-bottom: 1px solid #ddd; text-align: left; }}
 .bad {{ color: #b00020; font-weight: bold; }}
 </style></head>
 <body>
@@ -305,11 +307,6 @@ def _change(cur, prev, kind: str) -> str:
     return f"{(cur - prev) / abs(prev) * 100:+.0f}%"
 
 
-def _major(values, currency: str) -> list[float]:
-    # charts only: plotting needs floats; every figure shown as text stays exact
-    return [float(to_decimal(int(v), currency)) for v in values]
-
-
 class Report:
     """The data and charts of one report, for ``notebooks/report.ipynb``.
 
@@ -329,19 +326,19 @@ class Report:
         # One query gives both periods' summaries and the days of the volume chart; the other
         # charts' data is fetched in a background thread while the notebook renders tables
         # and earlier charts (DuckDB releases the GIL while it queries).
-        kw = {"db": self.db, "tz": self.tz}
+        db, tz = self.db, self.tz
         jobs = {
-            "refunds": lambda: insights.refund_requests_breakdown(p.start, p.end, **kw),
-            "processing": lambda: metrics.processing_times(p.start, p.end, **kw),
-            "failures": lambda: insights.failure_codes(p.start, p.end, **kw),
-            "top": lambda: insights.top_customers(p.start, p.end, limit=10, **kw),
-            "biggest": lambda: insights.biggest_refunds(p.start, p.end, limit=10, **kw),
+            "refunds": lambda: insights.refund_requests_breakdown(p.start, p.end, db=db, tz=tz),
+            "processing": lambda: metrics.processing_times(p.start, p.end, db=db, tz=tz),
+            "failures": lambda: insights.failure_codes(p.start, p.end, db=db, tz=tz),
+            "top": lambda: insights.top_customers(p.start, p.end, limit=10, db=db, tz=tz),
+            "biggest": lambda: insights.biggest_refunds(p.start, p.end, limit=10, db=db, tz=tz),
         }
         pool = ThreadPoolExecutor(max_workers=1)
         self._data = {name: pool.submit(job) for name, job in jobs.items()}
         pool.shutdown(wait=False)
         (self._current, self._previous), days = metrics.summaries(
-            [(p.start, p.end), (p.previous_start, p.previous_end)], extra=(p.trend_start, p.end), **kw)
+            [(p.start, p.end), (p.previous_start, p.previous_end)], extra=(p.trend_start, p.end), db=db, tz=tz)
         self._trend = days[days["day"] >= p.trend_start] if len(days) else days
         self._kpis = metrics.kpis_of(self._current)
         self._kpis_prev = metrics.kpis_of(self._previous)
@@ -428,172 +425,27 @@ class Report:
             "created": df["created"].dt.tz_convert(self.tz).dt.strftime("%Y-%m-%d %H:%M"),
         }).set_index("currency")
 
-    # charts -------------------------------------------------------------------------
-    def _grid(self, n: int, height: float = 3.0, sharex: bool = False, bottom: float = 0.6, gap: float = 0.55):
-        """``n`` panels stacked, ``height`` inches each, with fixed margins in inches.
-
-        Fixed margins instead of a layout engine: a layout engine draws every figure several
-        times, which is most of a report's rendering time.
-        """
-        from matplotlib.figure import Figure
-
-        n = max(n, 1)
-        total = height * n
-        top = 0.4  # room for the first panel's title; gap: between panels (title, x labels)
-        panel = max((total - top - bottom - gap * (n - 1)) / n, 0.3)
-        fig = Figure(figsize=(10, total))
-        axes = fig.subplots(n, 1, squeeze=False, sharex=sharex)[:, 0]
-        fig.subplots_adjust(left=0.2, right=0.96, top=1 - top / total, bottom=bottom / total, hspace=gap / panel)
-        return fig, axes
-
-    def _empty(self, message: str):
-        fig, (ax,) = self._grid(1, 1.2)
-        ax.axis("off")
-        ax.text(0.5, 0.5, message, ha="center", va="center")
-        return fig
-
+    # charts (drawn by payops.charts from the data above) ------------------------------
     def volume_chart(self):
-        """Success rate per day (one line per currency), then gross volume per day, one panel per currency."""
-        p = self.period
-        df = self._trend
-        if df.empty:
-            return self._empty("No payments in this period.")
-        cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur) + 1, 2.0, sharex=True)  # one date axis, at the bottom
-        half = pd.Timedelta(hours=12)
-        lo, hi = pd.Timestamp(p.trend_start) - half, pd.Timestamp(p.end) + half
-        rate_ax = axes[0]
-        for c in cur:
-            d = df[df["currency"] == c]
-            rate_ax.plot(pd.to_datetime(d["day"]), d["success_rate"] * 100, marker="o", label=c.upper())
-        limit = float(get_settings().kpis.min_success_rate) * 100
-        rate_ax.axhline(limit, color="#C44E52", linestyle="--", linewidth=1, label=f"KPI {limit:g}%")
-        rate_ax.set_ylabel("success %")
-        rate_ax.set_title("Success rate per day (succeeded / decided payments)")
-        rate_ax.legend(loc="lower left", ncol=len(cur) + 1, fontsize="small")
-        for ax, c in zip(axes[1:], cur, strict=False):
-            d = df[df["currency"] == c]
-            ax.bar(pd.to_datetime(d["day"]), _major(d["gross_volume"], c), color="#4C72B0")
-            ax.set_ylabel(c.upper())
-            ax.set_title(f"{c.upper()}: gross volume per day")
-        for ax in axes:
-            ax.axvspan(pd.Timestamp(p.start) - half, pd.Timestamp(p.end) + half, color="#f2c14e", alpha=0.15)
-            ax.set_xlim(lo, hi)
-        return fig
+        """Success rate per day (one line per currency), then gross volume per day per currency."""
+        return charts.volume(self._trend, self.period, get_settings().kpis.min_success_rate)
 
     def fee_chart(self):
-        """Where gross volume went, per currency, this period and the previous one.
-
-        One stacked bar per row, split into :data:`payops.money.GROSS_PARTS` (refunded,
-        disputed, Stripe fees, platform fees, net after platform fee) as shares of gross
-        volume: the parts add up to gross volume exactly, so every bar ends at 100%.
-        """
-        if not self.currencies:
-            return self._empty("No payments in this period.")
-        colors = {"refunded_amount": "#DD8452", "disputed_amount": "#937860", "stripe_fees": "#C44E52",
-                  "platform_fees": "#8172B3", "net_after_platform_fee": "#55A868"}
-        prev = self._previous.set_index("currency")
-        cur = self._current.set_index("currency")
-        rows = []
-        for c in self.currencies:
-            for label, frame in ((f"{c.upper()} this period", cur), (f"{c.upper()} previous", prev)):
-                if c in frame.index and int(frame.loc[c, "gross_volume"]):
-                    rows.append((label, c, frame.loc[c]))
-        if not rows:
-            return self._empty("No gross volume in this period.")
-        fig, (ax,) = self._grid(1, 0.5 * len(rows) + 1.6, bottom=1.0)
-        left = [0.0] * len(rows)
-        for part in money.GROSS_PARTS:
-            shares = [100 * int(row[part]) / int(row["gross_volume"]) for _, _, row in rows]
-            ax.barh(range(len(rows)), shares, left=left, height=0.6, color=colors[part],
-                    label=money.FIGURES[part][0])
-            for k, (x0, w) in enumerate(zip(left, shares, strict=True)):
-                if w >= 6:  # the amount fits inside its segment
-                    ax.text(x0 + w / 2, k, f"{w:.0f}%", ha="center", va="center", fontsize="small", color="white")
-            left = [x0 + w for x0, w in zip(left, shares, strict=True)]
-        ax.set_yticks(range(len(rows)), [r[0] for r in rows])
-        ax.invert_yaxis()
-        ax.set_xlim(0, 100)
-        ax.set_xlabel("% of gross volume (amounts per currency in the table above)")
-        ax.set_title("Where gross volume went")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(money.GROSS_PARTS), fontsize="small")
-        return fig
+        """Where gross volume went (:data:`payops.money.GROSS_PARTS`), each bar 100% of gross volume."""
+        return charts.gross_split(self._current, self._previous)
 
     def refunds_chart(self):
-        """Refund requests opened in the period: one bar per currency and status, stacked by priority."""
-        df = self._data["refunds"].result()
-        if df.empty:
-            return self._empty("No refund requests opened in this period.")
-        df = df.assign(row=df["currency"].str.upper() + "  " + df["status"])
-        pivot = df.pivot_table(index="row", columns="priority", values="requests", aggfunc="sum", fill_value=0)
-        pivot = pivot.sort_index(ascending=False)
-        fig, (ax,) = self._grid(1, max(2.0, 0.32 * len(pivot) + 1.2), bottom=0.7)
-        colors = {"URGENT": "#C44E52", "HIGH": "#DD8452", "LARGE": "#8172B3", "NORMAL": "#AAB7C4"}
-        left = [0] * len(pivot)
-        for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
-            if prio in pivot:
-                ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
-                left = [a + b for a, b in zip(left, pivot[prio], strict=False)]
-        ax.set_xlim(0, max(left) * 1.3)  # room for the legend on the right
-        ax.set_title("Refund requests by currency and status, stacked by priority")
-        ax.set_xlabel("requests")
-        ax.legend(loc="lower right")
-        return fig
+        """Refund requests opened in the period, by currency and status, stacked by priority."""
+        return charts.refund_requests(self._data["refunds"].result())
 
     def processing_chart(self):
         """Distribution of request -> processed hours in the period, one outline per currency."""
-        df = self._data["processing"].result()
-        if df.empty:
-            return self._empty("No refund requests processed in this period.")
-        limit = float(get_settings().kpis.max_processing_hours)
-        fig, (ax,) = self._grid(1, 3.2, bottom=0.7)
-        top = max(float(df["hours"].max()), limit) * 1.05
-        bins = [top * i / 24 for i in range(25)]
-        for c in sorted(df["currency"].unique()):
-            hours = df.loc[df["currency"] == c, "hours"]
-            ax.hist(hours, bins=bins, histtype="step", linewidth=2,
-                    label=f"{c.upper()}: median {hours.median():.1f} h, n={len(hours)}")
-        ax.axvline(limit, color="#C44E52", linestyle="--", label=f"KPI limit {limit:g} h")
-        ax.set_title("Refund processing time per currency")
-        ax.set_xlabel("hours from request to processed")
-        ax.set_ylabel("requests")
-        ax.legend()
-        return fig
+        return charts.processing(self._data["processing"].result(), get_settings().kpis.max_processing_hours)
 
     def failures_chart(self):
         """Failed payments of the period by failure code, one bar per currency."""
-        df = self._data["failures"].result()
-        if df.empty:
-            return self._empty("No failed payments in this period.")
-        codes = list(df.groupby("failure_code")["failed"].sum().sort_values().index)
-        cur = sorted(df["currency"].unique())
-        fig, (ax,) = self._grid(1, max(2.0, 0.3 * len(codes) * max(1, len(cur) / 2) + 1.2), bottom=0.7)
-        height = 0.8 / len(cur)
-        for i, c in enumerate(cur):
-            d = df[df["currency"] == c].set_index("failure_code")["failed"].reindex(codes, fill_value=0)
-            ax.barh([k + i * height - 0.4 + height / 2 for k in range(len(codes))], d.values, height=height,
-                    label=c.upper())
-        ax.set_yticks(range(len(codes)), codes)
-        ax.set_xlim(0, float(df["failed"].max()) * 1.25)  # room for the legend on the right
-        ax.set_title("Failed payments by failure code (counts per currency)")
-        ax.set_xlabel("failed charges")
-        ax.legend(loc="lower right")
-        return fig
+        return charts.failures(self._data["failures"].result())
 
     def top_customers_chart(self, limit: int = 5):  # the table below shows ten
         """The biggest spenders of the period, per currency."""
-        df = self._top(10).groupby("currency", group_keys=False).head(limit)
-        if df.empty:
-            return self._empty("No succeeded payments in this period.")
-        cur = sorted(df["currency"].unique())
-        fig, axes = self._grid(len(cur), 2.6, bottom=0.7, gap=0.9)
-        for ax, c in zip(axes, cur, strict=False):
-            d = df[df["currency"] == c].iloc[::-1]
-            names = d["name"].fillna(d["customer"])
-            # two customers may share a name: tell them apart by the end of their id
-            labels = [f"{n} ({cid[-4:]})" if (names == n).sum() > 1 else n for n, cid in zip(names, d["customer"], strict=False)]
-            ax.barh(range(len(d)), _major(d["spend"], c), color="#4C72B0")
-            ax.set_yticks(range(len(d)), labels)
-            ax.set_title(f"{c.upper()}: top customers by spend")
-            ax.set_xlabel(f"spend ({c.upper()})")
-        return fig
+        return charts.top_customers(self._top(10).groupby("currency", group_keys=False).head(limit))

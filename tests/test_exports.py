@@ -27,7 +27,8 @@ def data(db_path, monkeypatch):
     monkeypatch.setenv("PAYOPS_TIMEZONE", "Europe/Berlin")
     objs = [
         f.customer("cus_1", name="=HYPERLINK(\"http://evil\")", email="a@example.com"),
-        f.charge("ch_usd", amount=1312, amount_captured=1312, application_fee_amount=None, created=T(2026, 11, 2, 23, 59)),
+        f.charge("ch_usd", amount=1312, amount_captured=1312, application_fee_amount=None,
+                 created=T(2026, 11, 2, 23, 59)),
         f.charge("ch_jpy", currency="jpy", amount=1000, amount_captured=1000, application_fee_amount=150,
                  created=T(2026, 11, 3, 0, 1), balance_transaction=None),
         f.charge("ch_kwd", currency="kwd", amount=12345, amount_captured=12345, application_fee_amount=None,
@@ -104,7 +105,8 @@ def test_daily_metrics_export_matches_the_table(data, tmp_path):
     rows = json.loads(path.read_text())["rows"]
     table = metrics.daily(pd.Timestamp("2026-11-01").date(), pd.Timestamp("2026-11-30").date())
     assert [(r["day"], r["currency"], r["gross_volume"]) for r in rows] == [
-        (d.isoformat(), c, int(g)) for d, c, g in zip(table["day"], table["currency"], table["gross_volume"], strict=False)]
+        (d.isoformat(), c, int(g))
+        for d, c, g in zip(table["day"], table["currency"], table["gross_volume"], strict=False)]
     kwd = next(r for r in rows if r["currency"] == "kwd")
     assert kwd["gross_volume_decimal"] == "12.345"
 

@@ -83,12 +83,15 @@ def build(tz: str):
     for rid, ch, cur, amount, status, created in refunds:
         objs.append(f.refund(rid, charge=ch, payment_intent="pi" + ch[2:], currency=cur, amount=amount,
                              status=status, created=created, balance_transaction=None))
-    disputes = [("dp_1", "ch_h", "eur", 10000, T(2026, 11, 3, 9, 0)), ("dp_2", "ch_b", "usd", 3000, T(2026, 11, 22, 23, 59))]
+    disputes = [("dp_1", "ch_h", "eur", 10000, T(2026, 11, 3, 9, 0)),
+                ("dp_2", "ch_b", "usd", 3000, T(2026, 11, 22, 23, 59))]
     for did, ch, cur, amount, created in disputes:
-        objs.append(f.dispute(did, charge=ch, payment_intent="pi" + ch[2:], currency=cur, amount=amount, created=created))
+        objs.append(f.dispute(did, charge=ch, payment_intent="pi" + ch[2:], currency=cur, amount=amount,
+                              created=created))
     # the dispute fee lands as an adjustment
     objs.append(f.balance_transaction("txn_adj", source="dp_1", type="adjustment", reporting_category="dispute",
-                                      currency="eur", amount=-11500, fee=1500, net=-13000, created=T(2026, 11, 3, 9, 0)))
+                                      currency="eur", amount=-11500, fee=1500, net=-13000,
+                                      created=T(2026, 11, 3, 9, 0)))
     H = lambda *a: datetime.fromtimestamp(T(*a), UTC)  # noqa: E731
     requests = [
         # id, currency, amount, status, requested, decided, processed
@@ -115,6 +118,17 @@ def load(db_path, tz):
     return objs, rows, refunds, disputes, requests
 
 
+def _count_charge(r: dict, o: dict) -> None:
+    r["attempts"] += 1
+    if o["status"] == "succeeded":
+        r["succeeded"] += 1
+        r["gross_volume"] += o["amount_captured"]
+        fee = o["application_fee_amount"]
+        r["platform_fees"] += fee if fee is not None else half_even_fee(o["amount_captured"])
+    elif o["status"] == "failed":
+        r["failed"] += 1
+
+
 def expected(tz: str, objs, requests) -> dict:
     """The daily metrics computed independently, object by object, in plain Python."""
     zone = ZoneInfo(tz)
@@ -123,15 +137,7 @@ def expected(tz: str, objs, requests) -> dict:
     for o in objs:
         kind = o["object"]
         if kind == "charge":
-            r = out[(day(o["created"]), o["currency"])]
-            r["attempts"] += 1
-            if o["status"] == "succeeded":
-                r["succeeded"] += 1
-                r["gross_volume"] += o["amount_captured"]
-                fee = o["application_fee_amount"]
-                r["platform_fees"] += fee if fee is not None else half_even_fee(o["amount_captured"])
-            elif o["status"] == "failed":
-                r["failed"] += 1
+            _count_charge(out[(day(o["created"]), o["currency"])], o)
         elif kind == "payment_intent":
             r = out[(day(o["created"]), o["currency"])]
             r["intents_created"] += 1
@@ -238,7 +244,8 @@ def test_same_results_for_daily_weekly_and_monthly_periods(db_path, tz):
 def test_periods_and_their_defaults():
     today = date(2026, 11, 28)  # a Saturday
     d = metrics.period("daily", today=today)
-    assert (d.start, d.end, d.previous_start, d.label) == (date(2026, 11, 27), date(2026, 11, 27), date(2026, 11, 26), "2026-11-27")
+    assert (d.start, d.end, d.previous_start, d.label) == (
+        date(2026, 11, 27), date(2026, 11, 27), date(2026, 11, 26), "2026-11-27")
     w = metrics.period("weekly", today=today)  # last complete ISO week
     assert (w.start, w.end, w.previous_start, w.previous_end, w.label) == (
         date(2026, 11, 16), date(2026, 11, 22), date(2026, 11, 9), date(2026, 11, 15), "2026-W47")
@@ -287,9 +294,11 @@ def test_kpis_thresholds_from_payops_toml(db_path, tmp_path, monkeypatch):
     assert [k["ok"] for k in proc if k["name"] == "processing_hours_p90" and k["currency"] == "usd"] == [True]
 
 
-def _recent_failures(db_path, failed: int, succeeded: int):
-    y = datetime.now(UTC) - timedelta(days=1)
-    noon = int(datetime(y.year, y.month, y.day, 12, tzinfo=UTC).timestamp())
+DAY = "2026-11-18"  # status checks a given day: no test depends on the day it runs
+
+
+def _failures_on(db_path, day: str, failed: int, succeeded: int):
+    noon = int(datetime.fromisoformat(f"{day}T12:00:00+00:00").timestamp())
     objs = [f.charge(f"ch_ok{i}", created=noon + i) for i in range(succeeded)]
     objs += [f.charge(f"ch_bad{i}", status="failed", paid=False, amount_captured=0, created=noon + 100 + i,
                       failure_code="card_declined") for i in range(failed)]
@@ -298,15 +307,20 @@ def _recent_failures(db_path, failed: int, succeeded: int):
 
 def test_status_check_exit_codes(db_path):
     runner = CliRunner()
-    healthy = runner.invoke(cli, ["status", "--check"], catch_exceptions=False)
+    healthy = runner.invoke(cli, ["status", "--check", "--date", DAY], catch_exceptions=False)
     assert healthy.exit_code == 0, healthy.output
     assert "OK" in healthy.output
-    _recent_failures(db_path, failed=2, succeeded=8)
-    breached = runner.invoke(cli, ["status", "--check"], catch_exceptions=False)
+    _failures_on(db_path, DAY, failed=2, succeeded=8)
+    breached = runner.invoke(cli, ["status", "--check", "--date", DAY], catch_exceptions=False)
     assert breached.exit_code == 1
     assert "KPI breached: USD success rate 80.0% is below the 95.0% minimum" in breached.output
-    shown = runner.invoke(cli, ["status"], catch_exceptions=False)
+    shown = runner.invoke(cli, ["status", "--date", DAY], catch_exceptions=False)
     assert shown.exit_code == 0 and "Alerts" in shown.output and "80.0%" in shown.output
+    assert f"Payments on {DAY}" in shown.output
+    # the day after is another day: its KPIs are fine
+    assert runner.invoke(cli, ["status", "--check", "--date", "2026-11-19"]).exit_code == 0
+    bad = runner.invoke(cli, ["status", "--date", "2026-13-01"])
+    assert bad.exit_code == 2 and "not a date" in bad.output
 
 
 def test_status_check_error_is_not_a_breach(monkeypatch):
@@ -318,7 +332,8 @@ def test_status_check_error_is_not_a_breach(monkeypatch):
 def test_analytics_command(db_path, monkeypatch):
     monkeypatch.setenv("PAYOPS_TIMEZONE", "America/New_York")
     load(db_path, "America/New_York")
-    result = CliRunner().invoke(cli, ["analytics", "--from", "2026-11-15", "--to", "2026-11-16"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, ["analytics", "--from", "2026-11-15", "--to", "2026-11-16"],
+                                catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "daily_metrics: 2 rows" in result.output and "USD" in result.output
     assert query("SELECT count(*) AS n FROM daily_metrics", db=db_path)["n"][0] == 2
@@ -331,7 +346,8 @@ def test_customer_insights_and_payment_timeline(db_path, monkeypatch):
     load(db_path, "America/New_York")
     ci = insights.customer_insights(db=db_path)
     usd = ci[(ci["customer"] == "cus_1") & (ci["currency"] == "usd")].iloc[0]
-    assert (usd["payments"], usd["succeeded"], usd["spend"], usd["refunds"], usd["refunded_amount"]) == (5, 3, 9499, 1, 1000)
+    got = (usd["payments"], usd["succeeded"], usd["spend"], usd["refunds"], usd["refunded_amount"])
+    assert got == (5, 3, 9499, 1, 1000)
     assert usd["preferred_payment_method"] == "card (visa)"
     assert usd["dashboard_url"] == "https://dashboard.stripe.com/test/customers/cus_1"
     assert usd["first_activity"] < usd["last_activity"]

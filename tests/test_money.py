@@ -44,7 +44,8 @@ def test_from_decimal(value, currency, expected):
 
 @pytest.mark.parametrize(
     "value, currency",
-    [("13.125", "usd"), ("1.5", "jpy"), ("1.2345", "kwd"), ("abc", "usd"), ("NaN", "usd"), ("inf", "eur"), (True, "usd")],
+    [("13.125", "usd"), ("1.5", "jpy"), ("1.2345", "kwd"), ("abc", "usd"), ("NaN", "usd"), ("inf", "eur"),
+     (True, "usd")],
 )
 def test_from_decimal_refuses_extra_precision_and_junk(value, currency):
     with pytest.raises(MoneyError):
@@ -112,7 +113,8 @@ def test_fee_sql_agrees_with_fee_on_edge_cases(bps):
     from payops.money import fee_sql
 
     # every half-way remainder (x.5 of a minor unit) for odd and even quotients, signs, big amounts
-    amounts = EDGE_AMOUNTS + [k * 10_000 // max(bps, 1) for k in range(1, 8)] + [k * 5_000 // max(bps, 1) for k in range(1, 8)]
+    step = max(bps, 1)
+    amounts = EDGE_AMOUNTS + [k * 10_000 // step for k in range(1, 8)] + [k * 5_000 // step for k in range(1, 8)]
     assert _duckdb_values(fee_sql("x", bps), amounts) == [fee(a, bps) for a in amounts]
 
 

@@ -6,21 +6,14 @@ from pathlib import Path
 
 import click
 
-from payops.cli.core import DB_OPTION
-
-
-def _date(ctx, param, value):
-    from payops.metrics import parse_date
-
-    try:
-        return parse_date(value)
-    except Exception as exc:  # InvalidInput -> a click usage error naming the option
-        raise click.BadParameter(str(exc)) from None
+from payops.cli.core import DB_OPTION, date_option
+from payops.exports import FORMATS, KINDS
+from payops.periods import PERIODS
 
 
 @click.command()
-@click.option("--from", "start", callback=_date, help="First day (YYYY-MM-DD, reporting timezone); default: the first day with data.")
-@click.option("--to", "end", callback=_date, help="Last day, inclusive; default: the last day with data.")
+@date_option("--from", "start", "First day (YYYY-MM-DD, reporting timezone); default: the first day with data.")
+@date_option("--to", "end", "Last day, inclusive; default: the last day with data.")
 @DB_OPTION
 def analytics(start, end, db: Path | None) -> None:
     """Recompute daily_metrics (per day in PAYOPS_TIMEZONE and currency) and show the KPIs."""
@@ -38,7 +31,8 @@ def analytics(start, end, db: Path | None) -> None:
     if n:
         from payops.money import format_amount
 
-        frame = metrics.summary(*_span(start, end, db), db=db)
+        first, last = metrics.stored_range(db=db) or (start, end)
+        frame = metrics.summary(start or first, end or last, db=db)
         for r in frame.itertuples(index=False):
             rate = f"{r.success_rate * 100:.1f}%" if r.success_rate == r.success_rate else "-"
             click.echo(
@@ -47,22 +41,11 @@ def analytics(start, end, db: Path | None) -> None:
             )
 
 
-def _span(start, end, db):
-    """The days just computed: the given bounds, else what daily_metrics holds."""
-    if start and end:
-        return start, end
-    from payops.db import query
-
-    got = query("SELECT min(day) AS lo, max(day) AS hi FROM daily_metrics", db=db).iloc[0]
-    return start or got["lo"].date(), end or got["hi"].date()
-
-
 @click.command(name="export")
-@click.argument("kind", type=click.Choice(["payments", "refunds", "refund-requests", "customers", "daily-metrics"]))
-@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]), default="csv", show_default=True,
-              help="File format.")
-@click.option("--from", "start", callback=_date, help="First day (YYYY-MM-DD, reporting timezone).")
-@click.option("--to", "end", callback=_date, help="Last day, inclusive.")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True, help="File format.")
+@date_option("--from", "start", "First day (YYYY-MM-DD, reporting timezone).")
+@date_option("--to", "end", "Last day, inclusive.")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="File to write, or - for stdout (csv/json); default <kind>[_<from>_<to>].<format>.")
 @click.option("--mask-pii", is_flag=True, help="Mask emails, names, phones and addresses (for sharing).")
@@ -77,9 +60,9 @@ def export_cmd(kind, fmt, start, end, out, mask_pii, db) -> None:
 
 
 @click.command()
-@click.argument("period", type=click.Choice(["daily", "weekly", "monthly"]))
-@click.option("--date", "day", callback=_date,
-              help="A day inside the period (YYYY-MM-DD); default: yesterday / last complete week / last complete month.")
+@click.argument("period", type=click.Choice(PERIODS))
+@date_option("--date", "day", "A day inside the period (YYYY-MM-DD); default: yesterday / last complete week / "
+             "last complete month.")
 @click.option("--notebook", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="Report notebook to run (default: notebooks/report.ipynb).")
 @click.option("--reports-dir", type=click.Path(file_okay=False, path_type=Path), default=None,

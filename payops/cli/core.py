@@ -10,11 +10,26 @@ import click
 
 from payops.db import connect, database_path, migrate
 from payops.db import query as run_query
+from payops.errors import PayopsError
 
 DB_OPTION = click.option(
     "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="Database file (default: $PAYOPS_DB or data/payops.duckdb).",
 )
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None):
+    from payops.periods import parse_date
+
+    try:
+        return parse_date(value)
+    except PayopsError as exc:  # InvalidInput -> a click usage error naming the option
+        raise click.BadParameter(exc.message) from None
+
+
+def date_option(flag: str, name: str, text: str):
+    """A ``--flag YYYY-MM-DD`` option parsed into a date (a bad date is a usage error)."""
+    return click.option(flag, name, callback=_date, metavar="YYYY-MM-DD", help=text)
 
 
 def _fmt_ts(value) -> str:
@@ -63,7 +78,7 @@ def render_status(ov) -> str:
     lines.append(click.style("Pending refund requests", bold=True) + f"  {ov.pending_total:,} in all")
     lines.append(f"  URGENT {p['URGENT']:,}   HIGH {p['HIGH']:,}   LARGE {p['LARGE']:,}   other {p['NORMAL']:,}")
     lines.append("")
-    lines.append(click.style(f"Payments yesterday ({ov.yesterday})", bold=True))
+    lines.append(click.style(f"Payments on {ov.yesterday}", bold=True))
     if ov.yesterday_payments:
         for r in ov.yesterday_payments:
             rate = f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-"
@@ -86,15 +101,15 @@ def render_status(ov) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the overview as JSON.")
 @click.option("--check", is_flag=True,
               help="Exit 1 when a KPI is breached (printing which), 0 when healthy, 3 when it cannot check.")
-def status(db: Path | None = None, as_json: bool = False, check: bool = False) -> None:
+@date_option("--date", "day", "The day whose payments and KPIs to show (default: yesterday).")
+def status(db: Path | None = None, as_json: bool = False, check: bool = False, day=None) -> None:
     """The overview: rows per table, last sync, pending refunds by priority, yesterday's payments."""
-    from payops.errors import PayopsError
     from payops.status import overview
 
     if check:
         # cron and monitoring read the exit code: 1 is reserved for "a KPI is breached"
         try:
-            ov = overview(db)
+            ov = overview(db, day=day)
         except PayopsError as exc:
             click.secho(f"Error: {exc.message}", fg="red", err=True)
             sys.exit(3)
@@ -105,7 +120,7 @@ def status(db: Path | None = None, as_json: bool = False, check: bool = False) -
         if not as_json and not ov.alerts:
             click.echo("OK: every KPI is within its threshold.")
         sys.exit(1 if ov.alerts else 0)
-    ov = overview(db)
+    ov = overview(db, day=day)
     if as_json:
         click.echo(json.dumps(ov.as_dict(), default=str, indent=2))
     else:

@@ -268,7 +268,8 @@ def recent_payments(limit: int = 20, *, db: str | Path | None = None) -> pd.Data
 
 def customer_payments(customer: str, limit: int = 50, *, db: str | Path | None = None) -> pd.DataFrame:
     """One customer's payments (charges), newest first, with badges (columns as :func:`recent_payments`)."""
-    return _with_payment_badge(payments.of_customer(customer, limit, db=db).drop(columns=["customer", "customer_email"]))
+    rows = payments.of_customer(customer, limit, db=db)
+    return _with_payment_badge(rows.drop(columns=["customer", "customer_email"]))
 
 
 def _with_payment_badge(df: pd.DataFrame) -> pd.DataFrame:
@@ -309,9 +310,9 @@ def chart_daily(daily: pd.DataFrame, column: str, *, title: str | None = None, m
     if money_column:
         # Biggest volume first, so the main currency is on top.
         parts.sort(key=lambda item: -len(item[1]))
-        fig, axes = plt.subplots(len(parts) or 1, 1, sharex=True, squeeze=False,
+        fig, grid = plt.subplots(len(parts) or 1, 1, sharex=True, squeeze=False,
                                  figsize=(9, 1.5 * max(len(parts), 1) + 0.8))
-        axes = [a[0] for a in axes]
+        axes = [a[0] for a in grid]
         for axis, (currency, part) in zip(axes, parts, strict=False):
             axis.plot(pd.to_datetime(part["day"]), _major(part[column], str(currency)), marker=".",
                       color="#635bff")
@@ -352,7 +353,8 @@ def chart_top_customers(insights: pd.DataFrame, *, currency: str | None = None, 
     top = df[df["currency"] == currency].sort_values("spend", ascending=False).head(n).iloc[::-1]
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 0.35 * max(len(top), 3) + 1))
-    labels = [str(name) if not _isna(name) and name else str(cid) for name, cid in zip(top["name"], top["customer"], strict=False)]
+    labels = [str(name) if not _isna(name) and name else str(cid)
+              for name, cid in zip(top["name"], top["customer"], strict=False)]
     ax.barh(labels, _major(top["spend"], currency), color="#635bff")
     ax.set_xlabel(f"spend ({currency.upper()})")
     ax.set_title(f"Top {len(top)} customers by spend in {currency.upper()}")
