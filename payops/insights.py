@@ -16,7 +16,7 @@ from payops.config import get_settings
 from payops.db import SQL_DIR
 from payops.errors import NotFound
 from payops.periods import bounds, check_range, parse_date, reader, timezone
-from payops.refunds import large_threshold
+from payops.refunds import rules as refund_rules
 
 __all__ = ["customer_insights", "top_customers", "failure_codes", "refund_requests_breakdown", "biggest_refunds"]
 
@@ -74,45 +74,32 @@ def failure_codes(start: date, end: date, *, db=None, tz: str | None = None) -> 
         ).df()
 
 
-def _large_values(con) -> tuple[str, list]:
-    currencies = [r[0] for r in con.execute("SELECT DISTINCT currency FROM refund_requests").fetchall()]
-    if not currencies:
-        return "SELECT NULL::VARCHAR AS currency, NULL::BIGINT AS large WHERE false", []
-    settings = get_settings()
-    values = ", ".join("(?, ?)" for _ in currencies)
-    params = [x for c in currencies for x in (c, large_threshold(c, settings))]
-    return f"SELECT * FROM (VALUES {values}) t(currency, large)", params
-
-
 def refund_requests_breakdown(start: date, end: date, *, db=None, tz: str | None = None,
                               now: datetime | None = None) -> pd.DataFrame:
     """Refund requests opened in the period, by currency, current status and priority.
 
-    Priority as the review queue shows it: URGENT / HIGH by the age of a PENDING request
-    (``[refunds] urgent_after_days`` / ``high_after_days``), else LARGE above the
-    currency's ``large_above``, else NORMAL. Columns: currency, status, priority,
-    requests, amount.
+    The one priority label of :func:`payops.refunds.priority` at ``now`` (URGENT, else HIGH,
+    else LARGE, else NORMAL), with the queue's rules and thresholds. Columns: currency,
+    status, priority, requests, amount.
     """
     start, end = check_range(start, end)
     lo, hi = bounds(start, end, timezone(tz))
-    policy = get_settings().refund_policy
-    now = now or datetime.now(UTC)
+    settings = get_settings()
+    urgent_before, high_before = refund_rules.priority_cutoffs(settings.refund_policy, now or datetime.now(UTC))
     with reader(db) as con:
-        large_sql, large_params = _large_values(con)
+        currencies = [r[0] for r in con.execute("SELECT DISTINCT currency FROM refund_requests").fetchall()]
+        label = refund_rules.priority_sql(urgent_before="$urgent_before", high_before="$high_before",
+                                          large="t.large", req="r")
         return con.execute(
             f"""
-            WITH t AS ({large_sql})
-            SELECT rr.currency, rr.status,
-                   CASE WHEN rr.status = 'PENDING' AND rr.requested_at < ?::TIMESTAMPTZ THEN 'URGENT'
-                        WHEN rr.status = 'PENDING' AND rr.requested_at < ?::TIMESTAMPTZ THEN 'HIGH'
-                        WHEN rr.amount > t.large THEN 'LARGE'
-                        ELSE 'NORMAL' END AS priority,
-                   count(*) AS requests, sum(rr.amount)::BIGINT AS amount
-            FROM refund_requests rr LEFT JOIN t USING (currency)
-            WHERE rr.requested_at >= ? AND rr.requested_at < ?
-            GROUP BY ALL ORDER BY rr.currency, rr.status, priority
+            WITH t AS ({refund_rules.large_thresholds_sql(currencies, settings)})
+            SELECT r.currency, r.status, {label} AS priority,
+                   count(*) AS requests, sum(r.amount)::BIGINT AS amount
+            FROM refund_requests r LEFT JOIN t USING (currency)
+            WHERE r.requested_at >= $lo AND r.requested_at < $hi
+            GROUP BY ALL ORDER BY r.currency, r.status, priority
             """,
-            large_params + [now - policy.urgent_after, now - policy.high_after, lo, hi],
+            {"urgent_before": urgent_before, "high_before": high_before, "lo": lo, "hi": hi},
         ).df()
 
 

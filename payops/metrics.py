@@ -23,6 +23,7 @@ from payops import money
 from payops.config import get_settings
 from payops.db import SQL_DIR, connect, database_path, transaction
 from payops.periods import PERIODS, Period, bounds, check_range, parse_date, period, reader, timezone
+from payops.refunds import rules as refund_rules
 
 __all__ = [
     "PERIODS", "Period", "period", "parse_date",
@@ -76,24 +77,39 @@ def _bucket_seconds(start: date, end: date, tz: str) -> int:
 def daily_metrics_query(start: date, end: date, tz: str) -> tuple[str, dict]:
     """The one definition of the daily metrics: DuckDB SQL text and its named parameters.
 
-    Every engine runs this text: DuckDB as is, Spark after transpiling it.
+    Every engine runs this text: DuckDB as is, Spark after transpiling it. The rules it uses
+    are rendered into it from their owners (:mod:`payops.money`, :mod:`payops.refunds`).
     """
     lo, hi = bounds(start, end, tz)
     bucket = _bucket_seconds(start, end, tz)
     params = {"lo": lo, "hi": hi, "tz": tz, "start_day": start, "end_day": end, "bucket_s": bucket,
               "bucket_us": bucket * 1_000_000}
-    return _daily_sql(get_settings().platform_fee_bps), params
+    return _daily_sql(get_settings().platform_fee_bps, _day_ends_sql(start, end, tz)), params
 
 
-@cache
-def _daily_sql(bps: int) -> str:
-    """``daily_metrics.sql`` with the money rules rendered in from :mod:`payops.money`."""
+def _day_ends_sql(start: date, end: date, tz: str) -> str:
+    """The local days ``start``..``end`` with the UTC instant each ends at, as a literal table."""
+    rows = []
+    d = start
+    while d <= end:
+        day_end = bounds(d, d, tz)[1].astimezone(UTC)
+        rows.append(f"(DATE '{d.isoformat()}', CAST('{day_end.isoformat()}' AS TIMESTAMPTZ))")
+        d += timedelta(days=1)
+    return f"SELECT * FROM (VALUES {', '.join(rows)}) AS t(day, day_end)"
+
+
+def _daily_sql(bps: int, day_ends: str) -> str:
+    """``daily_metrics.sql`` with the rules rendered in from their owners."""
     net = money.net_sql("coalesce(ch.gross_volume, 0)", "coalesce(re.refunded_amount, 0)",
                         "coalesce(dp.disputed_amount, 0)", "coalesce(bt.stripe_fees, 0)")
     return _sql("daily_metrics").format(
         platform_fee=money.platform_fee_sql("captured", "application_fee_amount", bps),
         net=net,
         net_after_platform_fee=money.net_after_platform_fee_sql(net, "coalesce(ch.platform_fees, 0)"),
+        decided_at=refund_rules.decided_at_sql("r"),
+        day_ends=day_ends,
+        pending_at_day_end=refund_rules.pending_at_sql("d.day_end", "r"),
+        processed_hours=_processed_hours_sql(),
     )
 
 
@@ -216,30 +232,23 @@ def daily(start: date, end: date, *, db=None) -> pd.DataFrame:
     return df
 
 
+def _processed_hours_sql() -> str:
+    """Requests processed in ``[$lo, $hi)``: currency, processed_at and hours from request to
+    processing (the processing-time metrics and KPI; one definition for the daily rows and
+    the period summaries)."""
+    return ("SELECT r.currency, r.processed_at, (epoch(r.processed_at) - epoch(r.requested_at)) / 3600.0 AS hours "
+            "FROM refund_requests r WHERE r.status = 'PROCESSED' AND r.processed_at >= $lo AND r.processed_at < $hi")
+
+
 def _processing(con, lo: datetime, hi: datetime) -> pd.DataFrame:
-    return con.execute(
-        """
-        SELECT currency, (epoch(processed_at) - epoch(requested_at)) / 3600.0 AS hours
-        FROM refund_requests
-        WHERE status = 'PROCESSED' AND processed_at >= ? AND processed_at < ?
-        """,
-        [lo, hi],
-    ).df()
+    return con.execute(f"SELECT currency, hours FROM ({_processed_hours_sql()})", {"lo": lo, "hi": hi}).df()
 
 
 def _pending(con, as_of: datetime) -> pd.DataFrame:
-    # pending at as_of: asked before it and not decided before it (same rule as daily_metrics)
+    # pending at as_of: payops.refunds' rule, the one the daily rows use at each day's end
     return con.execute(
-        """
-        WITH rr AS (
-            SELECT currency, requested_at,
-                   coalesce(decided_at,
-                            CASE WHEN status <> 'PENDING' THEN coalesce(processed_at, updated_at) END) AS decided
-            FROM refund_requests)
-        SELECT currency, count(*) AS pending_requests FROM rr
-        WHERE requested_at < $t AND (decided IS NULL OR decided >= $t)
-        GROUP BY currency
-        """,
+        f"""SELECT r.currency, count(*) AS pending_requests FROM refund_requests r
+            WHERE {refund_rules.pending_at_sql("$t", "r")} GROUP BY r.currency""",
         {"t": as_of},
     ).df()
 

@@ -161,7 +161,7 @@ def expected(tz: str, objs, requests) -> dict:
         r["net_after_platform_fee"] = r["net"] - r["platform_fees"]
         end = datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=zone)
         r["pending_requests"] = sum(
-            1 for _, c, _, _, req, dec, _ in requests if c == cur and req < end and (dec is None or dec >= end))
+            1 for _, c, _, _, req, dec, _ in requests if c == cur and req <= end and (dec is None or dec > end))
         h = sorted(hours.get((d, cur), []))
         r["processing_hours_median"] = (h[(len(h) - 1) // 2] + h[len(h) // 2]) / 2 if h else None
     return {k: dict(v) for k, v in out.items()}
@@ -381,3 +381,31 @@ def test_summaries_in_one_query_equal_separate_summaries(db_path, monkeypatch):
         want = metrics.summary(start, end, db=db_path)
         assert got.equals(want), (start, end)
     assert days["day"].min() == date(2026, 10, 31) and days["day"].max() == date(2026, 11, 22)
+
+
+def test_refund_requests_breakdown_uses_the_queues_priority_rule(db_path, monkeypatch):
+    from payops.config import get_settings
+    from payops.refunds import rules
+
+    monkeypatch.setenv("PAYOPS_TIMEZONE", "UTC")
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    # (id, currency, amount, status, requested hours before now): every priority, both currencies
+    rows = [(1, "usd", 1000, "PENDING", 100), (2, "usd", 9000, "PENDING", 100), (3, "usd", 1000, "PENDING", 30),
+            (4, "usd", 9000, "PENDING", 2), (5, "usd", 1000, "PENDING", 2), (6, "jpy", 9000, "PENDING", 2),
+            (7, "usd", 9000, "APPROVED", 100), (8, "usd", 1000, "REJECTED", 100)]
+    with connect(db_path) as con:
+        for rid, cur, amount, status, hours in rows:
+            at = now - timedelta(hours=hours)
+            con.execute(
+                "INSERT INTO refund_requests (id, customer, amount, currency, reason, status, requested_by, "
+                "requested_at, updated_at) VALUES (?, 'cus_1', ?, ?, 'requested_by_customer', ?, 'ana', ?, ?)",
+                [rid, amount, cur, status, at, at])
+    got = insights.refund_requests_breakdown(date(2026, 11, 15), date(2026, 11, 20), db=db_path, now=now)
+    policy = get_settings().refund_policy
+    want: dict = defaultdict(lambda: [0, 0])
+    for _, cur, amount, status, hours in rows:
+        label = rules.priority(status, now - timedelta(hours=hours), amount, cur, policy, now)
+        want[(cur, status, label)][0] += 1
+        want[(cur, status, label)][1] += amount
+    assert {(r.currency, r.status, r.priority): [r.requests, r.amount] for r in got.itertuples()} == dict(want)
+    assert {"URGENT", "HIGH", "LARGE", "NORMAL"} <= set(got["priority"])

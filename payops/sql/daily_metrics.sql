@@ -1,9 +1,10 @@
 -- daily_metrics for the reporting days [$start_day, $end_day] in time zone $tz, per currency.
 -- Parameters: $lo / $hi (TIMESTAMPTZ, UTC bounds of those local days), $tz, $start_day /
 -- $end_day (DATE), $bucket_s / $bucket_us (the UTC bucket size in seconds / microseconds,
--- see below). The three fields in braces (platform fee, net, net after platform fee) are
--- filled in by payops.metrics.daily_metrics_query with the money rules' SQL from
--- payops.money: this file holds no copy of a money rule.
+-- see below). The fields in braces are filled in by payops.metrics.daily_metrics_query:
+-- the money rules' SQL from payops.money (platform fee, net, net after platform fee), the
+-- refund-request rules' SQL from payops.refunds (decided at, pending at a moment), and the
+-- UTC end of each local day of the range. This file holds no copy of any of those rules.
 --
 -- Set-based: one GROUP BY per source table, joined on (day, currency). The big tables are
 -- first grouped by UTC time bucket ($bucket_s seconds: a day when the zone is UTC, an hour
@@ -67,9 +68,8 @@ dp AS (SELECT day, currency, sum(disputed_amount) AS disputed_amount FROM dp_q J
 bt AS (SELECT day, currency, sum(stripe_fees) AS stripe_fees FROM bt_q JOIN qs USING (q) GROUP BY ALL),
 -- refund requests are few (one per refund asked for): plain per-row conversion is fine
 rr AS (
-    SELECT currency, requested_at, processed_at, status,
-           coalesce(decided_at, CASE WHEN status <> 'PENDING' THEN coalesce(processed_at, updated_at) END) AS decided
-    FROM refund_requests
+    SELECT r.currency, r.requested_at, r.processed_at, r.status, {decided_at} AS decided
+    FROM refund_requests r
 ),
 rq_open AS (
     SELECT (requested_at AT TIME ZONE $tz)::DATE AS day, currency, count(*) AS requests_opened
@@ -84,8 +84,7 @@ rq_proc AS (
            count(*) AS requests_processed,
            median(hours) AS processing_hours_median,
            quantile_cont(hours, 0.9) AS processing_hours_p90
-    FROM (SELECT *, (epoch(processed_at) - epoch(requested_at)) / 3600.0 AS hours FROM rr
-          WHERE status = 'PROCESSED' AND processed_at >= $lo AND processed_at < $hi)
+    FROM ({processed_hours})
     GROUP BY ALL
 ),
 keys AS (
@@ -94,19 +93,11 @@ keys AS (
     UNION SELECT day, currency FROM bt UNION SELECT day, currency FROM rq_open
     UNION SELECT day, currency FROM rq_dec UNION SELECT day, currency FROM rq_proc
 ),
--- pending at the end of each day = opened up to that day - decided up to that day (a
--- running sum over the whole history, so days before the range count too)
-rq_day AS (
-    SELECT day, currency, sum(delta) AS delta FROM (
-        SELECT (requested_at AT TIME ZONE $tz)::DATE AS day, currency, 1 AS delta FROM rr
-        UNION ALL
-        SELECT (greatest(decided, requested_at) AT TIME ZONE $tz)::DATE, currency, -1 FROM rr
-        WHERE decided IS NOT NULL)
-    GROUP BY ALL
-),
+-- pending at the end of each local day: payops.refunds' pending-at rule at that day's end
+day_ends AS ({day_ends}),
 pend AS (
-    SELECT k.day, k.currency, coalesce(sum(d.delta), 0) AS pending_requests
-    FROM keys k LEFT JOIN rq_day d ON d.currency = k.currency AND d.day <= k.day
+    SELECT d.day, r.currency, count(*) AS pending_requests
+    FROM day_ends d JOIN refund_requests r ON {pending_at_day_end}
     GROUP BY ALL
 )
 SELECT k.day,
