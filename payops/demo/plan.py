@@ -23,6 +23,7 @@ from typing import NamedTuple, TypeVar
 
 from payops.demo import catalog as c
 from payops.demo.catalog import DAY, HOUR
+from payops.money import exponent
 
 __all__ = ["AuditEvent", "Customer", "DemoRequest", "Draws", "Payment", "Plan", "midnight", "plan_marketplace",
            "weighted"]
@@ -373,7 +374,7 @@ class _Planner:
         for rid, (i, status, age, large) in zip(ids, plans, strict=True):
             p = self.plan.payments[i]
             cur = p.currency
-            unit = 1 if cur == "jpy" else 100
+            unit = 10 ** exponent(cur)  # one whole unit of the currency
             if large or rng.random() < 0.6:
                 amount = p.amount
             else:

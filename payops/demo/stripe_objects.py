@@ -30,7 +30,7 @@ from payops.demo.catalog import (
     SUBJECTS,
 )
 from payops.demo.plan import Customer, Payment, Plan, midnight, weighted
-from payops.money import fee
+from payops.money import exponent, fee
 
 __all__ = ["StripeBuilder"]
 
@@ -363,7 +363,7 @@ class StripeBuilder:
         if p.dispute:
             return out
         u = rng.random()
-        unit = 1 if p.currency == "jpy" else 100
+        unit = 10 ** exponent(p.currency)  # one whole unit of the currency
         if p.booking == "cancelled" and u < 0.6:
             amount = p.amount
         elif p.booking == "no_show" and u < 0.4:
