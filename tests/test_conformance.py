@@ -239,3 +239,16 @@ def test_demo_declines_carry_the_payment_method_object(demo_db):
     errors = [pi["last_payment_error"] for pi in demo_raws(demo_db, "payment_intents") if pi["last_payment_error"]]
     assert errors and all(e["payment_method"]["object"] == "payment_method" for e in errors)
     assert all(e.get("decline_code") is not None for e in errors if "decline_code" in e)
+
+
+def test_the_demo_shows_the_lifecycle_statuses_a_marketplace_sees(demo_db):
+    def statuses(table: str) -> set[str]:
+        return {o["status"] for o in demo_raws(demo_db, table)}
+
+    assert statuses("payment_intents") >= {"requires_payment_method", "requires_action", "processing",
+                                           "requires_capture", "canceled", "succeeded"}
+    assert statuses("charges") == {"pending", "succeeded", "failed"}
+    assert statuses("refunds") >= {"pending", "succeeded"}
+    assert statuses("disputes") == {"warning_needs_response", "warning_under_review", "warning_closed",
+                                    "needs_response", "under_review", "won", "lost"}
+    assert statuses("payouts") >= {"paid", "failed"}

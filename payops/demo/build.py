@@ -17,6 +17,7 @@ from payops.config import get_settings
 from payops.db import connect, database_path, transaction
 from payops.demo import records
 from payops.demo.catalog import PRICES
+from payops.demo.lifecycles import lifecycle_objects
 from payops.demo.plan import plan_marketplace
 from payops.demo.stripe_objects import StripeBuilder
 from payops.errors import InvalidInput
@@ -124,7 +125,9 @@ def build_demo(
     two cores). The data includes about 4.4% declined charges (real decline codes; half
     retried successfully), refunds on about 4% of payments, disputes on 0.3%, daily payouts,
     3% of payments in EUR, GBP and JPY, a booking per payment intent, refund requests in
-    every status and priority with their audit trail, and the events of the last day.
+    every status and priority with their audit trail, the other lifecycle statuses a
+    marketplace sees (:mod:`payops.demo.lifecycles`: payment intents in flight or canceled,
+    pending refunds, inquiries, a failed payout), and the events of the last day.
 
     Every object goes through :func:`payops.ingest.ingest_into`. The same ``seed`` and
     ``as_of`` always give byte-identical tables; nothing depends on the wall clock except
@@ -195,7 +198,10 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
             if first:
                 objs, first = first + objs, []
             writer.put(objs, bookings, min(n, lo + CHUNK) - lo)
-        writer.put(first + builder.payouts(), [], 0)
+        payouts = builder.payouts()
+        extras, extra_bookings = lifecycle_objects(builder, payouts)  # after everything else: changes nothing
+        writer.put(first + payouts, [], 0)
+        writer.put(extras, extra_bookings, 0)
         timings["generate"] = time.perf_counter() - clock - writer.waited
     finally:
         writer.queue.put(None)

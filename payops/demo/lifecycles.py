@@ -1,0 +1,210 @@
+"""The demo's payments, refunds, disputes and payouts in the other lifecycle statuses.
+
+What a marketplace sees on any given day besides succeeded and declined payments: checkouts the
+student left (``requires_payment_method``, then ``canceled`` a day later), 3-D Secure challenges not
+yet answered (``requires_action``), a SEPA debit that has not cleared (``processing``, its charge
+``pending``), sessions authorised now and captured after they happen (``requires_capture``) and an
+authorisation released (``canceled``), refunds still ``pending`` at the bank, inquiries
+(``warning_needs_response``, ``warning_under_review``, ``warning_closed``) that move no money, and a
+payout the bank returned (``failed``) and one canceled.
+
+They are built after everything else from the same random stream, so adding them changes no other
+object; each payment gets its booking. ``lifecycle_objects`` returns the objects (and the events of
+the last day) and the bookings' rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from payops.demo.catalog import DAY, HOUR, PLATFORM_FEE_BPS, PRICES, SUBJECTS
+from payops.demo.plan import Payment
+from payops.money import fee
+
+if TYPE_CHECKING:
+    from payops.demo.stripe_objects import StripeBuilder
+
+__all__ = ["lifecycle_objects"]
+
+PER_KIND = 400  # one of each kind per this many planned payments (at least one)
+
+
+def lifecycle_objects(b: StripeBuilder, payouts: list[dict]) -> tuple[list[dict], list[tuple]]:
+    """The extra objects (events of the last day included) and their bookings' rows.
+
+    ``payouts`` (what :meth:`StripeBuilder.payouts` returned) is changed in place: one daily payout
+    of a week or so ago comes back from the bank (``failed``).
+    """
+    from payops.demo.stripe_objects import _Sale
+
+    rng, end = b.rng, b.end
+    plan = b.plan
+    b._events = []
+    objs: list[dict] = []
+    bookings: list[tuple] = []
+    k = max(1, len(plan.payments) // PER_KIND)
+
+    def sale(at: int, currency: str | None = None, *, held: bool = False) -> _Sale:
+        """A new payment at ``at``: its session is booked ahead (after ``end``), or ``held`` a day after
+        the payment (before ``end``: a completed session)."""
+        custs = [c for c in plan.customers if currency is None or c.currency == currency] or plan.customers
+        cust = custs[rng.randrange(len(custs))]
+        cur = cust.currency
+        duration = rng.choice((45, 60, 90))
+        tutor = rng.randrange(len(plan.tutors))
+        amount = PRICES[cur][duration][plan.tutors[tutor][1]]
+        p = Payment(t=at, cust=plan.customers.index(cust), amount=amount, currency=cur, duration=duration,
+                    tutor=tutor, decline=-1, retry=False,
+                    session=midnight_after(at) + 17 * HOUR if held else midnight_after(end) + rng.randint(0, 9) * DAY
+                    + 17 * HOUR, booking="completed" if held else "scheduled", request=None, dispute=None)
+        subject = rng.choice(SUBJECTS)
+        return _Sale(p, cust, b.ident("pi_3Q"), b.ident("bk_", 14), plan.tutors[tutor][0], subject,
+                     f"{subject} tutoring, {duration} min", fee(amount, PLATFORM_FEE_BPS))
+
+    def recent() -> int:
+        return end - rng.randint(HOUR, 20 * HOUR)
+
+    def days_ago(lo: int, hi: int) -> int:
+        return end - rng.randint(lo * DAY, hi * DAY)
+
+    def book(s: _Sale, status: str, updated: int) -> None:
+        if status == "scheduled" and s.p.booking == "completed":
+            status, updated = "completed", s.p.session + s.p.duration * 60
+        bookings.append((s.booking_id, s.pi_id, s.cust.id, s.tutor_id, s.p.session, status, min(updated, end - 1)))
+
+    for _ in range(k):
+        for status in ("requires_payment_method", "requires_action"):
+            s = sale(recent())
+            pi = _intent(b, s, None, status)
+            objs.append(pi)
+            book(s, "scheduled", s.p.t)
+            b._event("payment_intent.created", pi, pi["created"])
+            if status == "requires_action":
+                b._event("payment_intent.requires_action", pi, s.p.t)
+        s = sale(days_ago(2, 6))  # left at the card form, canceled by the platform a day later
+        pi = _intent(b, s, None, "canceled", canceled_at=s.p.t + DAY, reason="abandoned")
+        objs.append(pi)
+        book(s, "cancelled", s.p.t + DAY)
+        objs += _processing(b, sale(recent(), "eur"), book)
+        objs += _authorised(b, sale(recent()), book, release=False)
+        objs += _authorised(b, sale(days_ago(2, 6)), book, release=True)
+        objs += _with_pending_refund(b, sale(days_ago(3, 8), held=True), book, recent())
+        for status in ("warning_needs_response", "warning_under_review", "warning_closed"):
+            objs += _with_inquiry(b, sale(days_ago(6, 20), held=True), book, status)
+    objs += _fail_a_payout(b, payouts)
+    return objs + b._events, bookings
+
+
+def midnight_after(ts: int) -> int:
+    return ts - ts % DAY + DAY
+
+
+def _intent(b: StripeBuilder, s: Any, charge: dict | None, status: str, *, canceled_at: int | None = None,
+            reason: str | None = None) -> dict:
+    """The builder's payment intent of ``s``, then set to ``status`` (``charge`` may be None)."""
+    placeholder = charge or {"id": None, "status": "failed"}
+    pi = b._payment_intent(s, placeholder, None)
+    pi.update(status=status, latest_charge=charge["id"] if charge else None, amount_received=0,
+              payment_method=charge["payment_method"] if charge else None)
+    if status == "requires_action":
+        pi["payment_method"] = s.cust.pm
+        pi["next_action"] = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+    if status == "canceled":
+        pi.update(canceled_at=canceled_at, cancellation_reason=reason)
+    return pi
+
+
+def _processing(b: StripeBuilder, s: Any, book: Any) -> list[dict]:
+    """A SEPA Direct Debit that has not cleared: intent ``processing``, charge ``pending``.
+
+    (The builder's charge is a card charge; its balance transaction is dropped: none exists until the
+    debit clears. Payouts are already built, so the builder's balance bookkeeping no longer matters.)
+    """
+    charge, _, _ = b._charge(s, s.p.t, -1)
+    iban_last4 = b.digits(4)
+    charge.update(status="pending", paid=False, balance_transaction=None, outcome=None,
+                  calculated_statement_descriptor=None, receipt_url=None,
+                  payment_method_details={"sepa_debit": {
+                      "bank_code": b.digits(8), "branch_code": None, "country": s.cust.card["country"],
+                      "fingerprint": b.ident("", 16), "last4": iban_last4, "mandate": b.ident("mandate_1Q")},
+                      "type": "sepa_debit"})
+    pi = _intent(b, s, charge, "processing")
+    pi["payment_method_types"] = ["sepa_debit"]
+    pi["payment_method_options"] = None
+    book(s, "scheduled", s.p.t)
+    b._event("charge.pending", charge, s.p.t)
+    b._event("payment_intent.processing", pi, s.p.t)
+    return [charge, pi]
+
+
+def _authorised(b: StripeBuilder, s: Any, book: Any, *, release: bool) -> list[dict]:
+    """Authorised now, captured after the session (``requires_capture``); or released (``canceled``)."""
+    charge, _, _ = b._charge(s, s.p.t, -1)
+    charge.update(captured=False, amount_captured=0, balance_transaction=None, receipt_url=None)
+    if release:
+        at = s.p.t + 2 * HOUR
+        charge.update(refunded=True, amount_refunded=charge["amount"])
+        pi = _intent(b, s, charge, "canceled", canceled_at=at, reason="requested_by_customer")
+        book(s, "cancelled", at)
+        b._event("charge.refunded", charge, at)
+        b._event("payment_intent.canceled", pi, at)
+    else:
+        pi = _intent(b, s, charge, "requires_capture")
+        pi.update(capture_method="manual", amount_capturable=charge["amount"], payment_method=s.cust.pm)
+        book(s, "scheduled", s.p.t)
+        b._event("charge.succeeded", charge, s.p.t)
+        b._event("payment_intent.amount_capturable_updated", pi, s.p.t)
+    if release:
+        pi["capture_method"] = "manual"
+    return [charge, pi]
+
+
+def _paid(b: StripeBuilder, s: Any, book: Any) -> tuple[dict, dict, list[dict]]:
+    charge, bt, _ = b._charge(s, s.p.t, -1)
+    pi = _intent(b, s, charge, "succeeded")
+    pi.update(amount_received=charge["amount"], payment_method=s.cust.pm)
+    book(s, "scheduled", s.p.t)
+    return charge, pi, [charge, pi] + ([bt] if bt else [])
+
+
+def _with_pending_refund(b: StripeBuilder, s: Any, book: Any, at: int) -> list[dict]:
+    """A paid session whose refund the bank has not completed yet (``pending``)."""
+    charge, pi, out = _paid(b, s, book)
+    refund, bt = b._refund(charge, pi["id"], charge["amount"], at, "requested_by_customer", {}, None)
+    refund.update(status="pending", pending_reason="processing")
+    refund["destination_details"]["card"].update(reference_status="pending", type="pending")
+    b._event("refund.created", refund, at)
+    b._event("charge.refunded", charge, at)
+    return out + [refund, bt]
+
+
+def _with_inquiry(b: StripeBuilder, s: Any, book: Any, status: str) -> list[dict]:
+    """A paid session the card issuer asks about: an inquiry (``warning_*``), no money withdrawn."""
+    charge, pi, out = _paid(b, s, book)
+    dispute = b._dispute(s.p, "needs_response", charge, pi["id"])[0]
+    created = dispute["created"]
+    dispute.update(status=status, balance_transactions=[], is_charge_refundable=True)
+    dispute["payment_method_details"]["card"]["case_type"] = "inquiry"
+    if status != "warning_needs_response":
+        dispute["evidence"]["uncategorized_text"] = "Session log attached: the student attended the full session."
+        dispute["evidence_details"].update(has_evidence=True, submission_count=1)
+    b._event("charge.dispute.created", dispute, created)
+    return out + [dispute]
+
+
+def _fail_a_payout(b: StripeBuilder, payouts: list[dict]) -> list[dict]:
+    """One paid daily payout of 5 to 12 days ago turns ``failed`` (the bank account was closed): Stripe
+    returns its money to the balance two days after it was sent (a ``payout_failure`` transaction)."""
+    end = b.end
+    candidates = [p for p in payouts if p["object"] == "payout" and p["status"] == "paid"
+                  and end - 12 * DAY <= p["created"] <= end - 5 * DAY]
+    if not candidates:
+        return []
+    payout = candidates[b.rng.randrange(len(candidates))]
+    back_at = payout["created"] + 2 * DAY
+    back = b._bt(payout["id"], "payout_failure", "payout_failure", payout["amount"], 0, payout["currency"],
+                 back_at, back_at, "STRIPE PAYOUT FAILURE", None)
+    payout.update(status="failed", failure_balance_transaction=back["id"], failure_code="account_closed",
+                  failure_message="The bank account has been closed.", reconciliation_status="not_applicable",
+                  trace_id={"status": "unsupported", "value": None})
+    return [back]
