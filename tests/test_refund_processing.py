@@ -243,3 +243,24 @@ def test_refund_failure_delivered_by_webhook_marks_request_failed(fake):
     g = R.get(rid)
     assert g["status"] == "FAILED" and "lost_or_stolen_card" in g["failure_message"]
     assert audit_rows(rid)[-1] == ("sync", "refund_request.fail")
+
+
+def test_refundable_follows_payops_own_refund_before_any_sync(fake):
+    """A $5.00 refund of a $20.00 payment: $15.00 left at once, and a $16.00 request refused."""
+    rid = approved(fake, amount=500, n=7, charge_amount=2000)
+    [res] = R.process()
+    assert res.ok, res.message
+    # no sync happened: the stored charge was brought up to date when the refund was recorded
+    charge = query("SELECT amount_refunded, refunded FROM charges WHERE id = 'ch_7'").to_dict("records")
+    assert charge == [{"amount_refunded": 500, "refunded": False}]
+    runner = CliRunner()
+    out = runner.invoke(cli, ["refunds", "check", "pi_7"], catch_exceptions=False)
+    assert out.exit_code == 0 and "refundable $15.00" in out.output, out.output
+    out = runner.invoke(cli, ["refunds", "request", "pi_7", "--amount", "16", "--reason", "duplicate"])
+    assert out.exit_code != 0 and "more than the refundable $15.00" in out.output, out.output
+    assert R.get(rid)["status"] == "PROCESSED"
+    # even if the charge row is stale again (a sync that raced the refund), the refunds payops holds count
+    with connect() as con:
+        con.execute("UPDATE charges SET amount_refunded = 0, refunded = false WHERE id = 'ch_7'")
+    assert R.check("pi_7").payment["refundable"] == 1500
+    assert not R.check("pi_7", 1600).eligible

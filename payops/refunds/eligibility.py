@@ -19,10 +19,13 @@ from payops.errors import InvalidInput, NotFound
 from payops.money import format_amount
 from payops.refunds.model import OPEN_STATUSES, Verdict, utcnow
 
-__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "verdict", "check"]
+__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "verdict", "check", "already_refunded",
+           "refunded_by_payops", "record_refunded", "DEAD_REFUNDS"]
 
 # Disputes in these statuses are over and no longer block a refund.
 _CLOSED_DISPUTES = ("won", "warning_closed")
+# Stripe refund statuses that mean no money went back (they never count as refunded).
+DEAD_REFUNDS = ("failed", "canceled")
 
 
 @dataclass(frozen=True)
@@ -113,12 +116,57 @@ def _money_state(pi: dict | None, ch: dict | None) -> tuple[Any, int, int, bool]
     return status, int((pi or {}).get("amount_received") or 0) if status == "succeeded" else 0, 0, False
 
 
+def already_refunded(charge_amount_refunded: int | None, payops_refunds: int) -> int:
+    """How much of a payment is already refunded: the one rule (issue 12).
+
+    The larger of the charge's ``amount_refunded`` as last stored (stale until the next
+    sync) and the sum of the payment's non-failed refunds payops holds, including those
+    payops itself just created.
+
+    Args:
+        charge_amount_refunded: ``charges.amount_refunded`` (None when unknown).
+        payops_refunds: from :func:`refunded_by_payops`.
+    """
+    return max(int(charge_amount_refunded or 0), int(payops_refunds))
+
+
+def refunded_by_payops(con: duckdb.DuckDBPyConnection, ch_id: str | None, pi_id: str | None) -> int:
+    """The sum of the non-failed refunds of the payment (its charge or payment intent) stored in ``refunds``."""
+    if ch_id is None and pi_id is None:
+        return 0
+    marks = ", ".join("?" for _ in DEAD_REFUNDS)
+    return int(con.execute(
+        f"SELECT coalesce(sum(amount), 0) FROM refunds WHERE (charge = ? OR (charge IS NULL AND payment_intent = ?)) "
+        f"AND coalesce(status, '') NOT IN ({marks})", [ch_id, pi_id, *DEAD_REFUNDS]).fetchall()[0][0])
+
+
+def record_refunded(con: duckdb.DuckDBPyConnection, ch_id: str | None) -> None:
+    """Bring the stored charge's ``amount_refunded`` / ``refunded`` up to the refunds payops holds.
+
+    Called when payops records a refund, so the charge row is not stale until the next sync;
+    it only ever raises ``amount_refunded`` (a later sync brings Stripe's own figure).
+    """
+    if not ch_id:
+        return
+    row = con.execute("SELECT amount_refunded, coalesce(amount_captured, amount), payment_intent FROM charges "
+                      "WHERE id = ?", [ch_id]).fetchone()
+    if row is None:
+        return
+    total = already_refunded(row[0], refunded_by_payops(con, ch_id, row[2]))
+    if total != int(row[0] or 0):
+        con.execute("UPDATE charges SET amount_refunded = ?, refunded = ? WHERE id = ?",
+                    [total, total >= int(row[1] or 0), ch_id])
+
+
 def _open_requests(con: duckdb.DuckDBPyConnection, ch_id: str | None, pi_id: str | None,
                    exclude: int | None) -> int:
+    """Open requests of the payment, less those whose refund payops already holds (counted as refunded)."""
     marks = ", ".join("?" for _ in OPEN_STATUSES)
-    sql = (f"SELECT coalesce(sum(amount), 0) FROM refund_requests WHERE status IN ({marks}) "
-           "AND (charge = ? OR payment_intent = ?)")
-    params: list[Any] = [*OPEN_STATUSES, ch_id, pi_id]
+    dead = ", ".join("?" for _ in DEAD_REFUNDS)
+    sql = (f"SELECT coalesce(sum(amount), 0) FROM refund_requests r WHERE status IN ({marks}) "
+           "AND (charge = ? OR payment_intent = ?) AND NOT EXISTS (SELECT 1 FROM refunds f WHERE "
+           f"f.payops_request_id = r.id AND coalesce(f.status, '') NOT IN ({dead}))")
+    params: list[Any] = [*OPEN_STATUSES, ch_id, pi_id, *DEAD_REFUNDS]
     if exclude is not None:
         sql += " AND id <> ?"
         params.append(int(exclude))
@@ -155,6 +203,7 @@ def load_facts(con: duckdb.DuckDBPyConnection, payment_id: str, *, exclude: int 
     status, captured, refunded, disputed = _money_state(pi, ch)
     pi_id = pi["id"] if pi else (ch or {}).get("payment_intent")
     ch_id = ch["id"] if ch else None
+    refunded = already_refunded(refunded, refunded_by_payops(con, ch_id, pi_id))
     # A dispute may be stored before the charge's `disputed` flag is refreshed.
     if not disputed and ch_id:
         marks = ", ".join("?" for _ in _CLOSED_DISPUTES)

@@ -21,13 +21,12 @@ from payops.db import connect, transaction
 from payops.errors import StripeError, TransientError
 from payops.money import format_amount
 from payops.refunds.decisions import decide, missing_role
-from payops.refunds.eligibility import verdict
+from payops.refunds.eligibility import DEAD_REFUNDS, record_refunded, verdict
 from payops.refunds.model import ActionResult, RefundRequest, acting_user, idempotency_key, load, transition, utcnow
 
 __all__ = ["process", "reconcile", "sync_refund_failures"]
 
-# Stripe refund statuses that mean no money went back.
-_DEAD = ("failed", "canceled")
+_DEAD = DEAD_REFUNDS
 
 
 def _client(api):
@@ -55,6 +54,7 @@ def _record_refund(req: RefundRequest, refund: dict, actor: str, db) -> ActionRe
     now = utcnow()
     with connect(db) as con, transaction(con):
         ingest_into(con, [refund])
+        record_refunded(con, req.charge or _ref(refund.get("charge")))
         cur = load(con, rid)
         if cur is None or cur.status != "PROCESSING":
             # Someone (another run, a reconcile) recorded it first: fine, nothing to add.
@@ -72,6 +72,10 @@ def _record_refund(req: RefundRequest, refund: dict, actor: str, db) -> ActionRe
     amount = format_amount(int(refund.get("amount") or req.amount), req.currency)
     return ActionResult(rid, True, "PROCESSED",
                         f"request {rid} refunded {amount}: {refund['id']} ({refund.get('status')})")
+
+
+def _ref(value: Any) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
 
 
 def _refused(req: RefundRequest, exc: StripeError, actor: str, db) -> ActionResult:
