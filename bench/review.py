@@ -1,10 +1,20 @@
-"""Benchmark: the refund review app's first render with a large pending queue.
+"""Benchmark: the refund review app with a large pending queue.
 
 Builds a small demo marketplace in a temporary folder, adds pending refund requests until
 there are N (default 10,000) with ages spread over a week (so every priority occurs), then
-times building ``RefundReview()`` and rendering its first page, plus a page flip and a
-filter change. Goal: first render under 1,000 ms (the queue is paged in SQL and only the
-page's rows become widgets).
+times what a reviewer waits for:
+
+- first render: building ``RefundReview()`` (queue page, counts, the first request opened in
+  the detail pane) and its widget bundle;
+- a decision round trip: "Reject #N" in the detail pane with a note: the decision written
+  with its audit row, the queue and counts read again, the next request opened and drawn;
+- a bulk round trip: two rows ticked, Approve, the confirmation, Yes (the library refuses
+  these approvals, as the benchmark's requests ask for more than is refundable: it is the
+  round trip that is timed, not the outcome);
+- opening a request, a page flip, a filter change and a sort change.
+
+Goal: first render under 1,000 ms (the queue is paged in SQL and only the page's rows become
+widgets). Figures are medians of --repeat runs; the machine's load moves them.
 
 Usage: .venv/bin/python bench/review.py [--requests N] [--repeat R]
 The last line is JSON: {"bench": "review_app", "requests": N, "first_render_ms": ...}.
@@ -81,31 +91,59 @@ def main() -> None:
 
         import_ms = (time.perf_counter() - t) * 1000
 
-        firsts, flips, filters = [], [], []
+        timings: dict[str, list[float]] = {k: [] for k in
+                                           ("first", "decision", "bulk", "open", "flip", "filter", "sort")}
+
+        def timed(key: str, fn) -> None:
+            t = time.perf_counter()
+            fn()
+            timings[key].append((time.perf_counter() - t) * 1000)
+
+        results: list = []
         for _ in range(max(1, args.repeat)):
             t = time.perf_counter()
             app = RefundReview()
             app._repr_mimebundle_()  # what the notebook / Voila asks for to draw it
-            firsts.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            app.next_page()
-            flips.append((time.perf_counter() - t) * 1000)
-            t = time.perf_counter()
-            app.set_filter(priority="LARGE", currency="usd")
-            filters.append((time.perf_counter() - t) * 1000)
+            timings["first"].append((time.perf_counter() - t) * 1000)
+            decided = app.opened
+            app.w_note.value = "benchmark: session was held"
+            timed("decision", app.w_reject_one.click)
+            assert app.opened not in (None, decided), "the next request did not open"
+
+            def bulk(app=app) -> None:
+                app.queue.boxes[2].value = True
+                app.queue.boxes[3].value = True
+                app.w_approve.click()
+                app.w_confirm_yes.click()
+
+            timed("bulk", bulk)
+            results = app.results
+            timed("open", lambda app=app: app.queue.buttons[5].click())
+            timed("flip", app.w_next.click)
+            timed("filter", lambda app=app: app.set_filter(priority="LARGE", currency="usd"))
+            timed("sort", lambda app=app: setattr(app.w_sort, "value", "amount"))
         rows = len(app.ids)
 
-    first = statistics.median(firsts)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    first = med["first"]
     print(f"setup (demo + {pending:,} pending requests): {setup_s:.1f} s")
     print(f"import payops.ui.review: {import_ms:.0f} ms")
-    print(f"first render (build app + first page of {app.page_size} rows): median {first:.0f} ms "
-          f"(runs: {', '.join(f'{x:.0f}' for x in firsts)})")
-    print(f"next page: median {statistics.median(flips):.0f} ms; filter change: median {statistics.median(filters):.0f} ms "
-          f"({rows} rows on the filtered page)")
-    print(f"goal 1,000 ms: {'met' if first < 1000 else 'NOT met'} ({first / 1000:.2f}x of the budget)")
+    print(f"first render (app, first page of {app.page_size} rows, first request in the detail pane): "
+          f"median {first:.0f} ms (runs: {', '.join(f'{x:.0f}' for x in timings['first'])})")
+    print(f"decision round trip (Reject #N in the pane: write + audit, queue redrawn, next request opened): "
+          f"median {med['decision']:.0f} ms")
+    print(f"bulk round trip (tick 2, Approve, confirmation, Yes; {len(results)} results, "
+          f"{sum(1 for r in results if r.ok)} approved): median {med['bulk']:.0f} ms")
+    print(f"open a request: median {med['open']:.0f} ms; next page: {med['flip']:.0f} ms; "
+          f"filter change: {med['filter']:.0f} ms ({rows} rows on the filtered page); "
+          f"sort change: {med['sort']:.0f} ms")
+    verdict = "met" if first < 1000 else "NOT met"
+    print(f"goal 1,000 ms for the first render: {verdict} ({first / 1000:.2f}x of the budget)")
     print(json.dumps({"bench": "review_app", "requests": pending, "first_render_ms": round(first, 1),
-                      "next_page_ms": round(statistics.median(flips), 1),
-                      "filter_ms": round(statistics.median(filters), 1), "import_ms": round(import_ms, 1)}))
+                      "decision_round_trip_ms": round(med["decision"], 1), "bulk_round_trip_ms": round(med["bulk"], 1),
+                      "open_ms": round(med["open"], 1), "next_page_ms": round(med["flip"], 1),
+                      "filter_ms": round(med["filter"], 1), "sort_ms": round(med["sort"], 1),
+                      "import_ms": round(import_ms, 1)}))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 ``payops.ui`` imports the library; the library never imports ``payops.ui``.
 
-- :class:`payops.ui.review.RefundReview`: the ipywidgets refund review app.
+- :class:`payops.ui.review.RefundReview`: the ipywidgets refund review app (its screen parts
+  in :mod:`payops.ui.review_parts`, its HTML in :mod:`payops.ui.review_html`, its decisions
+  behind :class:`payops.ui.actions.ReviewActions`).
 - :mod:`payops.ui.display`: badges, Stripe dashboard links, styled tables and charts.
 """
 
