@@ -21,8 +21,8 @@ from payops import refunds
 from payops.audit import list_rows
 from payops.errors import PayopsError
 from payops.ingest import ingest_objects
-from payops.ui import review_html as H
 from payops.service import LocalActions
+from payops.ui import review_html as H
 from payops.ui.review import RefundReview
 
 # 24 payments: cus_0..cus_23; every 6th in EUR; amounts 20.00 .. 66.00 (LARGE above 50.00).

@@ -602,14 +602,13 @@ class RefundReview:
             self._quiet = False
 
     def _render_header(self, counts: dict[str, int], waiting: int | None) -> None:
-        roles = ", ".join(self.roles) or "no role"
-        mode = " (single-user mode: every role)" if self.single_user else ""
+        who = "single-user mode: every role" if self.single_user else (", ".join(self.roles) or "no role")
         if self.read_only:
-            mode += f"; read only: {self.read_only}"
+            who += f"; read only: {self.read_only}"
         chips = " ".join(f"{H.badge(k, k.lower())} <b>{int(v)}</b> &nbsp;" for k, v in counts.items() if k != "NORMAL")
         mine = f" &nbsp;|&nbsp; waiting for your second approval: <b>{int(waiting)}</b>" if waiting is not None else ""
         self.header.value = (
-            f"<div>Reviewing as <b class='payops-user'>{html.escape(self.user)}</b> ({html.escape(roles)}{mode})</div>"
+            f"<div>Reviewing as <b class='payops-user'>{html.escape(self.user)}</b> ({html.escape(who)})</div>"
             f"<div>Pending: {chips} other <b>{int(counts.get('NORMAL', 0))}</b>{mine}</div>"
         )
 

@@ -27,7 +27,7 @@ __all__ = ["CSS", "COLS", "ROW_WIDTH", "plain", "badge", "priority_badges", "sta
 
 # Queue columns after the tick box and the request button (px); the header and rows share them.
 COLS = (("Priority", 150), ("Status", 100), ("Age", 62), ("Amount", 92), ("Customer", 160),
-        ("Approvals", 190))
+        ("Approvals", 198))
 ROW_WIDTH = sum(width for _, width in COLS) + 8  # px: the cells never wrap under each other
 
 _TONES = {
