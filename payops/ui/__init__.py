@@ -4,7 +4,7 @@
 
 - :class:`payops.ui.review.RefundReview`: the ipywidgets refund review app (its screen parts
   in :mod:`payops.ui.review_parts`, its HTML in :mod:`payops.ui.review_html`, its decisions
-  behind :class:`payops.ui.actions.ReviewActions`).
+  through :class:`payops.service.RefundActions`).
 - :mod:`payops.ui.display`: badges, Stripe dashboard links, styled tables and charts.
 """
 
