@@ -183,6 +183,8 @@ def _find_refunds_for_unprocessed(con: duckdb.DuckDBPyConnection, ctx: FixContex
         "FROM refunds f LEFT JOIN refund_requests r ON r.id = f.payops_request_id "
         "WHERE f.payops_request_id IS NOT NULL AND f.status IN ('succeeded', 'pending') "
         "AND (r.id IS NULL OR r.status <> 'PROCESSED') "
+        # a PROCESSING request waiting for its pending refund is as it should be (docs/statuses.md)
+        "AND NOT (r.status = 'PROCESSING' AND f.status = 'pending' AND r.stripe_refund_id = f.id) "
         "ORDER BY f.payops_request_id, f.id").fetchall()
     out = []
     for refund_id, rid, created, status, missing in rows:

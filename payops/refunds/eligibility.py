@@ -26,6 +26,16 @@ __all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "verdict", "chec
 _CLOSED_DISPUTES = ("won", "warning_closed")
 # Stripe refund statuses that mean no money went back (they never count as refunded).
 DEAD_REFUNDS = ("failed", "canceled")
+# Why a payment that has not (yet) succeeded cannot be refunded, by the status of its payment
+# intent (or charge); the other statuses (failed, requires_payment_method) say it themselves.
+NOT_YET_REFUNDABLE = {
+    "processing": "is still processing (a bank debit that has not cleared); it can be refunded once it succeeds",
+    "pending": "is still processing (a bank debit that has not cleared); it can be refunded once it succeeds",
+    "requires_action": "is waiting for the customer to authenticate (3-D Secure); nothing was charged yet",
+    "requires_confirmation": "has not been confirmed; nothing was charged yet",
+    "requires_capture": "is authorised but not captured; nothing was charged: cancel it to release the hold",
+    "canceled": "was canceled; nothing was captured, so there is nothing to refund",
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class PaymentFacts:
     booking_status: str | None = None
     session_start: datetime | None = None
     livemode: bool | None = None
+    intent_status: str | None = None  # the payment intent's own status (status is the charge's)
 
     @property
     def refundable(self) -> int:
@@ -220,6 +231,7 @@ def load_facts(con: duckdb.DuckDBPyConnection, payment_id: str, *, exclude: int 
         booking_id=booking[0] if booking else booking_id, booking_status=booking[1] if booking else None,
         session_start=booking[2] if booking else None,
         livemode=(ch or {}).get("livemode", (pi or {}).get("livemode")),
+        intent_status=(pi or {}).get("status"),
     )
 
 
@@ -230,11 +242,24 @@ def _fmt(amount: int, currency: str) -> str:
     return format_amount(amount, currency) if currency else str(amount)
 
 
+def _payment_status(f: PaymentFacts) -> str | None:
+    """The payment's status for refunding: its intent's when the intent is not done (processing,
+    canceled...), a succeeded charge that was never captured counts as ``requires_capture``."""
+    if f.intent_status in NOT_YET_REFUNDABLE:
+        return f.intent_status
+    if f.status == "succeeded" and f.charge and f.captured == 0 and f.amount > 0:
+        return "requires_capture"
+    return f.status
+
+
 def _state_reasons(f: PaymentFacts) -> list[str]:
     """Reasons in the payment itself: not succeeded, disputed, nothing left."""
     out = []
-    if f.status != "succeeded":
-        out.append(f"payment {f.name} has status {f.status}; only succeeded payments can be refunded")
+    status = _payment_status(f)
+    if status in NOT_YET_REFUNDABLE:
+        out.append(f"payment {f.name} {NOT_YET_REFUNDABLE[status]}")
+    elif status != "succeeded":
+        out.append(f"payment {f.name} has status {status}; only succeeded payments can be refunded")
     if f.disputed:
         out.append(f"payment {f.name} is disputed; a refund would be paid twice (answer the dispute instead)")
     if f.status == "succeeded" and f.captured > 0:

@@ -47,7 +47,8 @@ TRANSITIONS: Mapping[tuple[str, str], frozenset[str]] = {
     ("APPROVED", "PROCESSING"): frozenset({"process"}),
     ("APPROVED", "FAILED"): frozenset({"fail"}),  # not eligible any more when about to be sent
     ("APPROVED", "PROCESSED"): frozenset({"mark_processed"}),  # repair: Stripe holds its refund
-    ("PROCESSING", "PROCESSING"): frozenset({"attempt_failed", "reconcile"}),
+    # attempt_failed / reconcile: bookkeeping; awaiting_refund: Stripe's refund is pending or requires_action
+    ("PROCESSING", "PROCESSING"): frozenset({"attempt_failed", "reconcile", "awaiting_refund"}),
     ("PROCESSING", "PROCESSED"): frozenset({"processed", "mark_processed"}),
     ("PROCESSING", "FAILED"): frozenset({"fail"}),
     ("PROCESSED", "PROCESSED"): frozenset({"link_refund"}),  # repair: the refund id was missing

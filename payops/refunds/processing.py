@@ -27,6 +27,9 @@ from payops.refunds.model import ActionResult, RefundRequest, acting_user, idemp
 __all__ = ["process", "reconcile", "sync_refund_failures"]
 
 _DEAD = DEAD_REFUNDS
+# Stripe refund statuses still on their way: the request stays PROCESSING until the refund's event
+# says succeeded (PROCESSED) or failed / canceled (FAILED); see sync_refund_failures.
+_AWAITING = ("pending", "requires_action")
 
 
 def _client(api):
@@ -60,6 +63,8 @@ def _record_refund(req: RefundRequest, refund: dict, actor: str, db) -> ActionRe
             # Someone (another run, a reconcile) recorded it first: fine, nothing to add.
             status = cur.status if cur else ""
             return ActionResult(rid, status == "PROCESSED", status, f"request {rid} is already {status or '?'}")
+        if refund.get("status") in _AWAITING:
+            return _awaiting(con, cur, refund, actor)
         if refund.get("status") in _DEAD:
             why = refund.get("failure_reason") or "no reason given"
             msg = f"Stripe refund {refund['id']} {refund.get('status')}: {why}"
@@ -76,6 +81,19 @@ def _record_refund(req: RefundRequest, refund: dict, actor: str, db) -> ActionRe
 
 def _ref(value: Any) -> str | None:
     return value.get("id") if isinstance(value, dict) else value
+
+
+def _awaiting(con: duckdb.DuckDBPyConnection, cur: RefundRequest, refund: dict, actor: str) -> ActionResult:
+    """Stripe made the refund but has not finished it: the request stays PROCESSING, linked to it."""
+    status = refund.get("status")
+    what = ("the customer must act (Stripe emailed them) before the money goes back"
+            if status == "requires_action" else "PROCESSED when the bank confirms it")
+    msg = f"Stripe refund {refund['id']} is {status}: {what}"
+    if cur.stripe_refund_id != refund["id"] or cur.failure_message:
+        transition(con, cur, "PROCESSING", action="awaiting_refund", actor=actor, note=msg,
+                   changes={"stripe_refund_id": refund["id"], "failure_message": None},
+                   audit_extra={"refund_status": status})
+    return ActionResult(cur.id, True, "PROCESSING", f"request {cur.id}: {msg}")
 
 
 def _refused(req: RefundRequest, exc: StripeError, actor: str, db) -> ActionResult:
@@ -276,11 +294,22 @@ def reconcile(*, user: str | None = None, db=None, api=None, older_than: timedel
     return out
 
 
-def _fail_after_the_fact(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, refund_id: str,
-                         refund_status: str, failure_reason: str | None) -> ActionResult:
-    """PROCESSED -> FAILED (actor ``sync``) because its Stripe refund failed later."""
-    if req.status != "PROCESSED":
+def _settle(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, refund_id: str, refund_status: str,
+            failure_reason: str | None) -> ActionResult:
+    """A request follows its Stripe refund's final status (actor ``sync``): PROCESSING -> PROCESSED
+    when it succeeded; PROCESSING or PROCESSED -> FAILED when it failed or was canceled."""
+    if req.stripe_refund_id != refund_id or req.status not in ("PROCESSING", "PROCESSED"):
         return ActionResult(req.id, False, req.status, f"request {req.id} is {req.status}")
+    if refund_status == "succeeded":
+        if req.status != "PROCESSING":
+            return ActionResult(req.id, False, req.status, f"request {req.id} is {req.status}")
+        now = utcnow()
+        done = transition(con, req, "PROCESSED", action="processed", actor="sync", at=now,
+                          changes={"processed_at": now, "failure_message": None},
+                          audit_extra={"refund_status": refund_status})
+        if not done:
+            return ActionResult(req.id, False, req.status, f"request {req.id} changed meanwhile")
+        return ActionResult(req.id, True, "PROCESSED", f"request {req.id}: Stripe refund {refund_id} succeeded")
     msg = f"Stripe refund {refund_id} {refund_status}: {failure_reason or 'no reason given'}"
     if not transition(con, req, "FAILED", action="fail", actor="sync", note=msg, changes={"failure_message": msg}):
         return ActionResult(req.id, False, req.status, f"request {req.id} changed meanwhile")
@@ -288,21 +317,23 @@ def _fail_after_the_fact(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, 
 
 
 def sync_refund_failures(db=None) -> list[ActionResult]:
-    """PROCESSED requests whose Stripe refund later failed (``refund.failed`` /
-    ``charge.refund.updated`` ingested by sync or webhooks) become FAILED, actor ``sync``.
+    """Requests follow their Stripe refund once sync or webhooks stored its new status (actor ``sync``).
 
-    Idempotent: call it after applying events.
+    A PROCESSED request whose refund later failed or was canceled (``refund.failed`` /
+    ``charge.refund.updated``) becomes FAILED; a PROCESSING request whose refund was pending or
+    required action becomes PROCESSED when the refund succeeded, FAILED when it failed or was
+    canceled. Idempotent: call it after applying events.
     """
     marks = ", ".join("?" for _ in _DEAD)
     with connect(db) as con:
         found = con.execute(
             f"""SELECT r.id, f.id, f.status, f.failure_reason
                 FROM refund_requests r JOIN refunds f ON f.id = r.stripe_refund_id
-                WHERE r.status = 'PROCESSED' AND f.status IN ({marks})
-                ORDER BY r.id""", list(_DEAD)).fetchall()
+                WHERE (r.status = 'PROCESSED' AND f.status IN ({marks}))
+                   OR (r.status = 'PROCESSING' AND (f.status = 'succeeded' OR f.status IN ({marks})))
+                ORDER BY r.id""", list(_DEAD) * 2).fetchall()
     out = []
     for rid, refund_id, refund_status, failure_reason in found:
-        fn = partial(_fail_after_the_fact, refund_id=refund_id, refund_status=refund_status,
-                     failure_reason=failure_reason)
+        fn = partial(_settle, refund_id=refund_id, refund_status=refund_status, failure_reason=failure_reason)
         out.append(decide(rid, fn, db))
     return out

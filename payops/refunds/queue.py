@@ -27,7 +27,7 @@ QUEUE_COLUMNS = (
     "id", "status", "priorities", "priority_rank", "amount", "currency", "amount_display", "age_hours",
     "customer", "customer_email", "customer_name", "payment_intent", "charge", "reason", "note",
     "requested_by", "requested_at", "first_approver", "decided_by", "decided_at", "decision_note",
-    "second_approver", "stripe_refund_id", "failure_message", "livemode",
+    "second_approver", "stripe_refund_id", "stripe_refund_status", "failure_message", "livemode",
 )
 # A filter may also ask for the requests with no priority.
 _NO_PRIORITY = ("NORMAL", "OTHER")
@@ -178,9 +178,11 @@ def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None,
         df = con.execute(
             f"""{sql},
             page AS (SELECT * FROM ranked ORDER BY {order} {page})
-            SELECT page.*, coalesce(ch.livemode, pi.livemode) AS livemode
+            SELECT page.*, coalesce(ch.livemode, pi.livemode) AS livemode,
+                   rf.status AS stripe_refund_status  -- requires_action: the customer must act (docs/statuses.md)
             FROM page LEFT JOIN charges ch ON ch.id = page.charge
                       LEFT JOIN payment_intents pi ON pi.id = page.payment_intent
+                      LEFT JOIN refunds rf ON rf.id = page.stripe_refund_id
             ORDER BY {order}""",
             params,
         ).df()

@@ -1,0 +1,132 @@
+"""payops on every Stripe lifecycle status (issue 15 item 3), end to end against the fake Stripe.
+
+Each test drives the fake through a lifecycle (tests/fake_lifecycle.py), lets payops see it the way
+it does in production (the objects and events ingested, as sync and webhooks do), and checks what
+payops does. docs/statuses.md names the test behind each status.
+"""
+
+from __future__ import annotations
+
+import pytest
+from fake_stripe import FakeStripe
+
+from payops import refunds as R
+from payops.ingest import ingest_objects
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    with FakeStripe(seed=9) as fs:
+        monkeypatch.setenv("STRIPE_API_KEY", fs.api_key)
+        monkeypatch.setenv("STRIPE_API_BASE", fs.url)
+        yield fs
+
+
+def sync_from(fake: FakeStripe) -> None:
+    """What sync and webhooks do: store every object and event, then settle the requests."""
+    kinds = ("customer", "payment_intent", "charge", "refund", "balance_transaction", "dispute", "payout")
+    ingest_objects([o for k in kinds for o in fake.objects(k)] + fake.events())
+
+
+def paid(fake: FakeStripe, amount: int = 5000, *, outcome: str = "succeeded", **kw) -> dict:
+    """A payment intent confirmed with ``outcome``, stored in payops."""
+    cus = fake.add({"id": f"cus_{len(fake.objects('customer')) + 1}", "object": "customer",
+                    "created": fake.now(), "email": "ana@example.com", "name": "Ana", "metadata": {}})
+    pi = fake.create_payment_intent(amount, kw.pop("currency", "usd"), customer=cus["id"], **kw)
+    fake.confirm_payment_intent(pi["id"], outcome)
+    sync_from(fake)
+    return pi
+
+
+def approved_request(fake: FakeStripe, amount: int = 2000) -> int:
+    pi = paid(fake)
+    rid = R.request(pi["id"], reason="requested_by_customer", amount=amount)["id"]
+    assert R.approve(rid)[0].ok
+    return rid
+
+
+# ------------------------------------------------------------------ refunds
+
+
+@pytest.mark.parametrize("final", ["succeeded", "failed"])
+def test_pending_refund_stays_processing_until_its_event(fake, final):
+    rid = approved_request(fake)
+    fake.refund_outcomes = ["pending"]
+    [res] = R.process()
+    assert res.status == "PROCESSING" and "pending" in res.message, res.message
+    req = R.get(rid)
+    assert req["status"] == "PROCESSING" and req["stripe_refund_id"]
+    sync_from(fake)
+    R.sync_refund_failures()
+    assert R.get(rid)["status"] == "PROCESSING"  # still pending at Stripe: nothing to settle yet
+    if final == "succeeded":
+        fake.succeed_refund(req["stripe_refund_id"])
+    else:
+        fake.fail_refund(req["stripe_refund_id"], "insufficient_funds")
+    sync_from(fake)
+    [res] = R.sync_refund_failures()
+    expected = "PROCESSED" if final == "succeeded" else "FAILED"
+    assert res.status == expected and R.get(rid)["status"] == expected, res.message
+    assert R.sync_refund_failures() == []  # idempotent
+    assert len(fake.objects("refund")) == 1  # never a second refund
+
+
+def test_requires_action_refund_is_surfaced_to_the_reviewer(fake):
+    rid = approved_request(fake)
+    fake.refund_outcomes = ["requires_action"]
+    [res] = R.process()
+    assert res.status == "PROCESSING" and "requires_action" in res.message
+    q = R.queue(status=("PROCESSING",))
+    row = q[q["id"] == rid].iloc[0]
+    assert row["stripe_refund_status"] == "requires_action"
+    # the customer never gives the details: the refund is canceled, the request FAILED (retryable)
+    fake.cancel_refund(row["stripe_refund_id"])
+    sync_from(fake)
+    [res] = R.sync_refund_failures()
+    assert res.status == "FAILED" and "canceled" in R.get(rid)["failure_message"]
+
+
+def test_refund_failing_days_after_success_turns_the_request_failed(fake):
+    rid = approved_request(fake)
+    [res] = R.process()
+    assert res.status == "PROCESSED"
+    fake.set_now(fake.now() + 5 * 86400)
+    fake.fail_refund(R.get(rid)["stripe_refund_id"], "expired_or_canceled_card")
+    sync_from(fake)
+    [res] = R.sync_refund_failures()
+    assert res.status == "FAILED" and "expired_or_canceled_card" in R.get(rid)["failure_message"]
+
+
+# ------------------------------------------------------------------ payments that cannot be refunded
+
+
+@pytest.mark.parametrize("outcome, capture, words", [
+    ("processing", "automatic", "still processing"),
+    ("requires_action", "automatic", "waiting for the customer"),
+    ("succeeded", "manual", "not captured"),
+])
+def test_unfinished_payment_is_not_refundable_with_a_clear_reason(fake, outcome, capture, words):
+    pi = paid(fake, outcome=outcome, capture_method=capture,
+              **({"currency": "eur", "payment_method_type": "sepa_debit"} if outcome == "processing" else {}))
+    verdict = R.check(pi["id"])
+    assert not verdict.eligible
+    assert any(words in reason for reason in verdict.reasons), verdict.reasons
+
+
+def test_canceled_payment_is_not_refundable(fake):
+    pi = paid(fake, capture_method="manual")
+    fake.cancel_payment_intent(pi["id"], "requested_by_customer")
+    sync_from(fake)
+    verdict = R.check(pi["id"])
+    assert not verdict.eligible
+    assert any("canceled" in reason for reason in verdict.reasons), verdict.reasons
+
+
+def test_processing_payment_becomes_refundable_when_it_succeeds(fake):
+    pi = paid(fake, outcome="processing", currency="eur", payment_method_type="sepa_debit")
+    assert not R.check(pi["id"]).eligible
+    fake.settle_processing(pi["id"], succeeded=True)
+    sync_from(fake)
+    assert R.check(pi["id"]).eligible
