@@ -17,6 +17,7 @@ memory stays flat whatever the account size.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from payops.db import connect, transaction
 from payops.ingest import ingest_into
@@ -36,6 +39,7 @@ __all__ = ["Window", "Page", "Engine"]
 
 BATCH_SECONDS = 0.5             # the writer commits at most every half second ...
 BATCH_PAGES = 40                # ... or every 40 pages
+HOLD_SECONDS = 2.0              # the writer keeps its connection this long while pages wait
 EXTRA_WINDOWS = 4               # open windows beyond one per worker, so none waits for work
 TAIL_PAGES_PER_PIECE = 2        # piece width, in pages, once fewer windows than workers are open
 
@@ -45,9 +49,11 @@ class Window:
     """One list being paged: a stream's ``created`` window, or an events query.
 
     ``key`` is its ``sync_state`` key (None: not checkpointed). ``plain`` windows have no
-    ``created`` filter (the server refused it) and are never split. ``keep`` picks what to
+    ``created`` filter (the server refused it) and are never split. ``probe`` (a new
+    backfill's first request) learns whether the server serves the filtered list: if not,
+    the window is paged whole (``plain``) or dropped (no such list). ``keep`` picks what to
     apply from a page (the events pass keeps its types); ``on_commit`` sees what was kept,
-    once committed. ``first_page`` is a page fetched already (the probe's), taken first.
+    once committed. ``first_page`` is a page fetched already (a probe's), taken first.
     """
 
     stream: str
@@ -61,15 +67,19 @@ class Window:
     keep: Callable[[list[dict]], list[dict]] | None = None
     on_commit: Callable[[list[dict]], None] | None = None
     first_page: tuple[float, dict] | None = None
+    probe: Callable[[dict[str, Any]], tuple[str, dict | None, str]] | None = None
 
     @classmethod
     def make(cls, api: StripeAPI, stream: str, key: str | None, object_type: str,
              start: int | None, end: int | None, *, cursor: str | None = None, plain: bool = False,
-             base: dict[str, Any] | None = None, **hooks: Any) -> Window:
+             base: dict[str, Any] | None = None, probe: bool = False, **hooks: Any) -> Window:
         """A window with its pager; ``hooks`` are ``keep``, ``on_commit``, ``first_page``."""
         pager = api.pager(object_type, {**(base or {}), **({} if plain else window_params(start, end))},
                           cursor=cursor)
-        return cls(stream, key, object_type, start, end, pager, plain, dict(base or {}), **hooks)
+        w = cls(stream, key, object_type, start, end, pager, plain, dict(base or {}), **hooks)
+        if probe:
+            w.probe = lambda params: api.probe_list(object_type, params)
+        return w
 
     def narrow(self, start: int | None, end: int | None) -> None:
         self.start, self.end = start, end
@@ -95,16 +105,22 @@ class Page:
     end: int | None
     done: bool
     children: list[Window]
+    probed: tuple[str, str] | None = None  # (verdict, message) when this was the window's probe
 
 
 class Engine:
     """Workers fetch pages of open windows; one writer commits pages with checkpoints."""
 
     def __init__(self, db: str | Path | None, workers: int, summary: SyncSummary,
-                 plans: dict[str, StreamPlan], bars: dict[str, Any]):
+                 plans: dict[str, StreamPlan], bars: dict[str, Any],
+                 setup: Callable[[duckdb.DuckDBPyConnection], None] | None = None):
         self.db, self.workers, self.summary = db, max(1, workers), summary
         self.plans = plans  # stream -> its backfill plan (completed when no window is open)
         self.bars = bars
+        # the writer commits it first, before any page, while the workers send their first
+        # requests: they need not wait for it (a run killed before it has recorded nothing)
+        self.setup = setup
+        self.probes: list[tuple[str, str, str]] = []  # (stream, verdict, message), once committed
         self.windows: queue.Queue[Window | None] = queue.Queue()
         self.pages: queue.Queue[Page | None] = queue.Queue(maxsize=max(64, 6 * self.workers))
         self.lock = threading.Lock()
@@ -115,6 +131,7 @@ class Engine:
     def run(self, windows: list[Window]) -> None:
         """Page every window to its end (and the windows split off them); commit everything."""
         if not windows:
+            self._setup()
             return
         self.open = len(windows)
         for w in windows:
@@ -174,18 +191,34 @@ class Engine:
             self._requeue(w, page)
 
     def _fetch(self, w: Window) -> Page:
+        # versioned by when the request left: an event created after that may be newer
+        # than what the page shows, and must win
+        fetched_at = time.time()
+        probed: tuple[str, str] | None = None
         if w.first_page is not None:
             (fetched_at, raw), w.first_page = w.first_page, None
+        elif w.probe is not None:
+            probe, w.probe = w.probe, None
+            verdict, page, message = probe(w.pager.request())
+            if page is None:
+                return self._refused(w, verdict, message, fetched_at)
+            raw = page
+            probed = (verdict, message)
         else:
-            # versioned by when the request left: an event created after that may be
-            # newer than what the page shows, and must win
-            fetched_at = time.time()
             raw = w.pager.fetch(w.pager.request()) if w.pager.fetch else {"data": []}
         data = w.pager.take(raw)
         children = self._split(w, data) if not w.pager.done and not w.plain else []
         if w.keep is not None:
             data = w.keep(data)
-        return Page(w, data, fetched_at, w.pager.cursor, w.start, w.end, w.pager.done, children)
+        return Page(w, data, fetched_at, w.pager.cursor, w.start, w.end, w.pager.done, children, probed)
+
+    def _refused(self, w: Window, verdict: str, message: str, fetched_at: float) -> Page:
+        """The probe's answer when the filtered list was refused: page it whole, or drop it."""
+        if verdict == "refused":
+            w.plain = True
+            w.narrow(None, None)
+            return Page(w, [], fetched_at, None, None, None, False, [], (verdict, message))
+        return Page(w, [], fetched_at, None, w.start, w.end, True, [], (verdict, message))
 
     def _hand_over(self, page: Page) -> bool:
         while not self.stop.is_set():
@@ -228,58 +261,89 @@ class Engine:
         return [w.child(a, b) for a, b in rest]
 
     # --- writer -----------------------------------------------------------------------
+    def _setup(self) -> None:
+        if self.setup is not None:
+            with connect(self.db, migrate_schema=False) as con, transaction(con):
+                self.setup(con)
+            self.setup = None
+
     def _writer(self) -> None:
-        stopping = False
-        while not stopping:
-            item = self.pages.get()
-            if item is None:
-                return
-            batch = [item]
-            # Group commit: pages arriving within BATCH_SECONDS go in one transaction (each
-            # page's rows still commit with its own checkpoint, never apart from it). An
-            # upsert costs about the same for 100 rows as for 3,000, so fewer, larger ones
-            # keep the single writer ahead of the workers.
-            deadline = time.monotonic() + BATCH_SECONDS
-            while len(batch) < BATCH_PAGES:
-                try:
-                    nxt = self.pages.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                batch.append(nxt)
+        with contextlib.ExitStack() as held:
             try:
-                self._write(batch)
+                self._setup()
+                self._write_pages(held)
             except BaseException as exc:  # noqa: BLE001 - workers see `stop` and exit
                 self._fail(exc)
-                return
 
-    def _write(self, batch: list[Page]) -> None:
+    def _batch(self) -> tuple[list[Page], bool]:
+        """The next pages to commit (blocks for the first), and whether the run is over.
+
+        Group commit: pages arriving within BATCH_SECONDS go in one transaction (each page's
+        rows still commit with its own checkpoint, never apart from it). An upsert costs
+        about the same for 100 rows as for 3,000, so fewer, larger ones keep the single
+        writer ahead of the workers.
+        """
+        item = self.pages.get()
+        if item is None:
+            return [], True
+        batch = [item]
+        deadline = time.monotonic() + BATCH_SECONDS
+        while len(batch) < BATCH_PAGES:
+            try:
+                nxt = self.pages.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if nxt is None:
+                return batch, True
+            batch.append(nxt)
+        return batch, False
+
+    def _write_pages(self, held: contextlib.ExitStack) -> None:
+        con: duckdb.DuckDBPyConnection | None = None
+        opened = 0.0
+        while True:
+            batch, stopping = self._batch()
+            if batch:
+                if con is None:
+                    # the schema was brought up to date when the run began
+                    con = held.enter_context(connect(self.db, migrate_schema=False))
+                    opened = time.monotonic()
+                self._write(con, batch)
+            if stopping:
+                return
+            # Closing checkpoints the file, which costs about as much as a batch: a writer
+            # with pages already waiting keeps its connection, up to HOLD_SECONDS, so other
+            # processes still get the file between holds.
+            if con is not None and (self.pages.empty() or time.monotonic() - opened > HOLD_SECONDS):
+                held.close()
+                con = None
+
+    def _write(self, con: duckdb.DuckDBPyConnection, batch: list[Page]) -> None:
         objects = [o for p in batch for o in p.data]
-        touched: set[str] = set()
-        with connect(self.db) as con, transaction(con):
+        missing = {(p.window.stream, p.window.key) for p in batch if p.probed and p.probed[0] == "missing"}
+        checkpoints: list[state.WindowPage] = [
+            (p.window.stream, p.window.key, p.cursor, p.start, p.end, p.done, len(p.data))
+            for p in batch if p.window.key is not None and (p.window.stream, p.window.key) not in missing]
+        children = [(c.stream, c.key, c.start, c.end) for p in batch for c in p.children
+                    if c.key is not None and c.start is not None and c.end is not None]
+        with transaction(con):
             # One upsert for the batch, versioned by its earliest fetch: any event created
             # after that moment still wins, so nothing newer is ever masked. (Objects inside
             # events carry their event's time instead.)
             ing = ingest_into(con, objects, version=min(p.fetched_at for p in batch)) if objects else None
             for p in batch:
-                w = p.window
-                if w.key is None:
-                    continue
-                state.save_window(con, w.stream, w.key, cursor=p.cursor, start=p.start, end=p.end,
-                                  done=p.done, objects=len(p.data),
-                                  children=[(c.key, c.start, c.end) for c in p.children
-                                            if c.key and c.start is not None and c.end is not None])
-                touched.add(w.stream)
-            for stream in touched:
-                state.finish_if_done(con, self.plans[stream])
+                if p.probed is not None and p.window.key is not None:
+                    state.probed(con, self.plans[p.window.stream], p.window.key, *p.probed)
+            state.save_windows(con, checkpoints, children)
+            state.finish_done_plans(con, [self.plans[s] for s in dict.fromkeys(c[0] for c in checkpoints)])
         # counted only once committed
         if ing is not None:
             self.summary.add_ingest(ing)
         for p in batch:
             w = p.window
-            if w.key is not None:
+            if p.probed is not None:
+                self.probes.append((w.stream, *p.probed))
+            if w.key is not None and (p.probed is None or p.probed[0] == "ok"):
                 self.summary.stream(w.stream)["pages"] += 1
             if w.on_commit is not None:
                 w.on_commit(p.data)

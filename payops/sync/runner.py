@@ -1,16 +1,16 @@
 """``run()``: one sync, from the plan to the audit row.
 
-The steps: plan each stream (:mod:`payops.sync.plan`, pure), probe what the server serves
-(every new backfill and the events list at once, each probe's page kept as the first page
-of its list), record the plans (:mod:`payops.sync.state`), then page every backfill window
-and every events query together in one :class:`~payops.sync.engine.Engine` (no phase waits
-for another), move the event cursors, and write the audit row.
+The steps: plan each stream (:mod:`payops.sync.plan`, pure), probe the events list if the
+run reads events, then page every backfill window and every events query together in one
+:class:`~payops.sync.engine.Engine` (no phase waits for another: a new backfill's first
+request is its probe, and its plan is recorded in the writer's first transaction), move
+the event cursors, and write the audit row.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from payops.db import connect, transaction
 from payops.errors import InvalidInput
 from payops.refunds import sync_refund_failures
 from payops.streams import STREAM_OBJECTS, select_streams
-from payops.stripe_api import StripeAPI, get_client, window_params
+from payops.stripe_api import StripeAPI, get_client
 from payops.sync import state
 from payops.sync.engine import Engine, Window
 from payops.sync.events import EventsPass
@@ -28,30 +28,10 @@ from payops.sync.summary import SyncSummary
 
 __all__ = ["run"]
 
-Probe = tuple[str, dict | None, str, float]  # verdict, first page, message, when asked
-
-
-def _probe(api: StripeAPI, plan: StreamPlan) -> Probe:
-    asked = time.time()
-    verdict, page, message = api.probe_list(STREAM_OBJECTS[plan.stream], window_params(plan.start, plan.end))
-    return verdict, page, message, asked
-
-
-def _probe_all(api: StripeAPI, new: list[StreamPlan], events: EventsPass | None,
-               workers: int) -> tuple[dict[str, Probe], list[Window]]:
-    """Probe every new backfill and the events list concurrently."""
-    if not new and events is None:
-        return {}, []
-    with ThreadPoolExecutor(max_workers=max(1, min(len(new) + 1, workers))) as pool:
-        event_windows = pool.submit(events.open, api) if events is not None else None
-        probes = dict(zip((p.stream for p in new), pool.map(lambda p: _probe(api, p), new), strict=True))
-        return probes, event_windows.result() if event_windows is not None else []
-
-
 def _resumed(api: StripeAPI, db: str | Path | None, plan: StreamPlan,
              rows: dict[str, Checkpoint]) -> list[Window]:
     windows = [Window.make(api, plan.stream, key, STREAM_OBJECTS[plan.stream], r.start, r.end,
-                           cursor=r.cursor, plain=bool(r.extra.get("plain")))
+                           cursor=r.cursor, plain=bool(r.extra.get("plain")), probe=bool(r.extra.get("probe")))
                for key, r in state.open_windows(rows)]
     if not windows:  # nothing left to fetch: only the completion was not recorded
         with connect(db) as con, transaction(con):
@@ -59,33 +39,29 @@ def _resumed(api: StripeAPI, db: str | Path | None, plan: StreamPlan,
     return windows
 
 
-def _begin(api: StripeAPI, db: str | Path | None, plans: list[StreamPlan], probes: dict[str, Probe],
-           summary: SyncSummary) -> list[Window]:
-    """Record the new plans as the probes found the server; their first windows."""
-    windows: list[Window] = []
-    modes = {"ok": "windowed", "refused": "plain", "missing": "missing"}
-    with connect(db) as con, transaction(con):
-        for plan in plans:
-            verdict, page, message, asked = probes[plan.stream]
-            key = state.begin_plan(con, plan, modes[verdict], message)
-            if key is None:
-                continue
-            otype = STREAM_OBJECTS[plan.stream]
-            if verdict == "ok":
-                windows.append(Window.make(api, plan.stream, key, otype, plan.start, plan.end,
-                                           first_page=(asked, page) if page is not None else None))
-            else:
-                windows.append(Window.make(api, plan.stream, key, otype, None, None, plain=True))
-    for plan in plans:
-        verdict, _, message, _ = probes[plan.stream]
+def _new_plans(api: StripeAPI, plans: list[StreamPlan]) -> tuple[list[Window], Callable[[Any], None] | None]:
+    """One probing window per new plan, and the setup that records the plans (in the
+    writer's first transaction)."""
+    keys = {p.stream: state.new_window_key() for p in plans}
+    windows = [Window.make(api, p.stream, keys[p.stream], STREAM_OBJECTS[p.stream], p.start, p.end, probe=True)
+               for p in plans]
+
+    def setup(con: Any) -> None:
+        for p in plans:
+            state.begin_plan(con, p, keys[p.stream])
+
+    return windows, setup if plans else None
+
+
+def _report_probes(probes: list[tuple[str, str, str]], plans: dict[str, StreamPlan], summary: SyncSummary) -> None:
+    for stream, verdict, message in probes:
         if verdict == "refused":
-            summary.fallbacks.append(f"{plan.stream}: the server refused the created filter ({message}); "
+            summary.fallbacks.append(f"{stream}: the server refused the created filter ({message}); "
                                      "paged the whole list instead")
-            summary.stream(plan.stream)["how"] = plan.kind + " (whole list)"
+            summary.stream(stream)["how"] = plans[stream].kind + " (whole list)"
         elif verdict == "missing":
-            summary.fallbacks.append(f"{plan.stream}: skipped, the server has no such list ({message})")
-            summary.stream(plan.stream)["how"] = "skipped"
-    return windows
+            summary.fallbacks.append(f"{stream}: skipped, the server has no such list ({message})")
+            summary.stream(stream)["how"] = "skipped"
 
 
 def _bar(name: str, position: int, enabled: bool) -> Any:
@@ -97,25 +73,27 @@ def _bar(name: str, position: int, enabled: bool) -> Any:
 
 def _execute(api: StripeAPI, db: str | Path | None, plan: SyncPlan, existing: dict[str, dict[str, Checkpoint]],
              summary: SyncSummary, workers: int, progress: bool, now: int) -> None:
-    """Probe, record the plans, page every list in one engine, move the event cursors."""
+    """Open every list (backfill windows, events queries) and page them in one engine."""
     events = EventsPass(plan.incremental) if plan.incremental else None
     new = [p for p in plan.backfills.values() if not p.resume]
-    if not new and events is None:
-        api.check_key()  # otherwise the probes, sent first, tell a rejected key
-    probes, windows = _probe_all(api, new, events, workers)
+    windows, setup = _new_plans(api, new)
     if events is not None:
+        windows += events.open(api)  # its probes also tell a rejected key
         summary.fallbacks.extend(events.fallbacks)
+    elif not new:
+        api.check_key()  # otherwise the first requests, probes, tell a rejected key
     for p in plan.backfills.values():
         if p.resume:
             windows += _resumed(api, db, p, existing.get(p.stream, {}))
-    windows += _begin(api, db, new, probes, summary)
     names = list(plan.backfills) + (["events"] if events is not None else [])
     bars = {name: _bar(name, i, progress) for i, name in enumerate(names)}
+    engine = Engine(db, workers, summary, plan.backfills, bars, setup=setup)
     try:
-        Engine(db, workers, summary, plan.backfills, bars).run(windows)
+        engine.run(windows)
     finally:
         for b in bars.values():
             b.close()
+    _report_probes(engine.probes, plan.backfills, summary)
     if events is not None:
         summary.notes.append(events.finish(db, now))
         for s in plan.incremental:

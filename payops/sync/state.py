@@ -18,8 +18,8 @@ import orjson
 from payops.db import connect
 from payops.sync.plan import OVERLAP, Checkpoint, StreamPlan
 
-__all__ = ["load", "upsert", "new_window_key", "begin_plan", "open_windows", "save_window",
-           "complete_plan", "finish_if_done", "move_event_cursors", "progress"]
+__all__ = ["load", "upsert", "new_window_key", "begin_plan", "probed", "open_windows", "save_windows",
+           "complete_plan", "finish_done_plans", "move_event_cursors", "progress"]
 
 Db = str | Path | None
 
@@ -55,27 +55,36 @@ def upsert(con: duckdb.DuckDBPyConnection, stream: str, key: str, *, start: int 
          None if extra is None else orjson.dumps(extra).decode()])
 
 
-def begin_plan(con: duckdb.DuckDBPyConnection, plan: StreamPlan, mode: str,
-               note: str = "") -> str | None:
-    """Replace a stream's plan and windows by a new plan; returns its first window's key.
+def begin_plan(con: duckdb.DuckDBPyConnection, plan: StreamPlan, key: str) -> None:
+    """Replace a stream's plan and windows by a new plan of one window, ``key``.
 
-    ``mode`` is what the probe learnt: ``windowed`` (one window of the plan's range),
-    ``plain`` (one window over the whole list) or ``missing`` (no window: the plan is done).
+    The window is marked ``probe``: its first request learns whether the server serves
+    the filtered list, and :func:`probed` records the answer with that page.
     """
     con.execute("DELETE FROM sync_state WHERE stream = ? AND (\"key\" = 'plan' OR \"key\" LIKE 'w-%')",
                 [plan.stream])
-    extra: dict[str, Any] = {"started": plan.started, "kind": plan.kind, "mode": mode}
-    if mode == "missing":
-        upsert(con, plan.stream, "plan", start=plan.start, end=plan.end, done=True,
-               extra={**extra, "note": note})
-        return None
-    upsert(con, plan.stream, "plan", start=plan.start, end=plan.end, extra=extra)
-    key = new_window_key()
-    if mode == "plain":
-        upsert(con, plan.stream, key, extra={"plain": True})
+    upsert(con, plan.stream, "plan", start=plan.start, end=plan.end,
+           extra={"started": plan.started, "kind": plan.kind, "mode": "windowed"})
+    upsert(con, plan.stream, key, start=plan.start, end=plan.end, extra={"probe": True})
+
+
+def probed(con: duckdb.DuckDBPyConnection, plan: StreamPlan, key: str, verdict: str, note: str) -> None:
+    """Record what a plan's first request learnt: ``ok`` (windows), ``refused`` (the server
+    refused the created filter: the window becomes the whole list) or ``missing`` (no such
+    list: the window goes and the plan is done, without an event cursor)."""
+    mode = {"ok": "windowed", "refused": "plain", "missing": "missing"}[verdict]
+    if verdict == "ok":
+        con.execute('UPDATE sync_state SET extra = NULL WHERE stream = ? AND "key" = ?', [plan.stream, key])
+    elif verdict == "refused":
+        con.execute("UPDATE sync_state SET extra = ?, window_start = NULL, window_end = NULL "
+                    'WHERE stream = ? AND "key" = ?', ['{"plain": true}', plan.stream, key])
     else:
-        upsert(con, plan.stream, key, start=plan.start, end=plan.end)
-    return key
+        con.execute('DELETE FROM sync_state WHERE stream = ? AND "key" = ?', [plan.stream, key])
+    extra: dict[str, Any] = {"started": plan.started, "kind": plan.kind, "mode": mode}
+    if note:
+        extra["note"] = note
+    con.execute("UPDATE sync_state SET extra = ?, done = ?, updated_at = now() WHERE stream = ? AND \"key\" = 'plan'",
+                [orjson.dumps(extra).decode(), verdict == "missing", plan.stream])
 
 
 def open_windows(rows: dict[str, Checkpoint]) -> list[tuple[str, Checkpoint]]:
@@ -83,16 +92,38 @@ def open_windows(rows: dict[str, Checkpoint]) -> list[tuple[str, Checkpoint]]:
     return [(k, r) for k, r in rows.items() if k.startswith("w-") and not r.done]
 
 
-def save_window(con: duckdb.DuckDBPyConnection, stream: str, key: str, *, cursor: str | None,
-                start: int | None, end: int | None, done: bool, objects: int,
-                children: list[tuple[str, int, int]]) -> None:
-    """Checkpoint a window after a page (``objects`` more), with the windows split off it."""
+# (stream, key, cursor, start, end, done, objects) of one page's window
+WindowPage = tuple[str, str, str | None, int | None, int | None, bool, int]
+
+
+def save_windows(con: duckdb.DuckDBPyConnection, pages: list[WindowPage],
+                 children: list[tuple[str, str, int, int]]) -> None:
+    """Checkpoint windows after their pages, with the windows split off them, in 2 statements.
+
+    Args:
+        pages: ``(stream, key, cursor, start, end, done, objects)`` per page, in the order
+            fetched; a window's last page gives its checkpoint, ``objects`` add up.
+        children: ``(stream, key, start, end)`` of new windows (inserted first: their own
+            pages may be in ``pages`` too).
+    """
+    if children:
+        con.execute(
+            'INSERT INTO sync_state (stream, "key", window_start, window_end, done, objects, updated_at) VALUES '
+            + ", ".join(["(?, ?, ?, ?, false, 0, now())"] * len(children)),
+            [x for c in children for x in c])
+    latest: dict[tuple[str, str], list[Any]] = {}
+    for stream, key, cursor, start, end, done, objects in pages:
+        prev = latest.get((stream, key))
+        latest[(stream, key)] = [stream, key, cursor, start, end, done, objects + (prev[6] if prev else 0)]
+    if not latest:
+        return
     con.execute(
-        'UPDATE sync_state SET cursor = ?, window_start = ?, window_end = ?, done = ?, '
-        'objects = objects + ?, updated_at = now() WHERE stream = ? AND "key" = ?',
-        [cursor, start, end, done, objects, stream, key])
-    for child, lo, hi in children:
-        upsert(con, stream, child, start=lo, end=hi)
+        "UPDATE sync_state SET cursor = u.cursor, window_start = u.ws, window_end = u.we, done = u.done, "
+        "objects = sync_state.objects + u.n, updated_at = now() FROM (VALUES "
+        + ", ".join(["(?, ?, ?, ?::BIGINT, ?::BIGINT, ?::BOOLEAN, ?::BIGINT)"] * len(latest))
+        + ') AS u(stream, "key", cursor, ws, we, done, n) '
+        'WHERE sync_state.stream = u.stream AND sync_state."key" = u."key"',
+        [x for row in latest.values() for x in row])
 
 
 def complete_plan(con: duckdb.DuckDBPyConnection, stream: str, started: int, kind: str) -> None:
@@ -106,15 +137,19 @@ def complete_plan(con: duckdb.DuckDBPyConnection, stream: str, started: int, kin
            objects=row[0] if row else 0, extra={"set_by": kind})
 
 
-def finish_if_done(con: duckdb.DuckDBPyConnection, plan: StreamPlan) -> bool:
-    """:func:`complete_plan` when none of the stream's windows is open; says whether it did."""
-    (n_open,) = con.execute(
-        "SELECT count(*) FROM sync_state WHERE stream = ? AND \"key\" LIKE 'w-%' AND NOT done",
-        [plan.stream]).fetchone() or (0,)
-    if n_open:
-        return False
-    complete_plan(con, plan.stream, plan.started, plan.kind)
-    return True
+def finish_done_plans(con: duckdb.DuckDBPyConnection, plans: list[StreamPlan]) -> list[str]:
+    """:func:`complete_plan` for each plan none of whose windows is open; returns their streams."""
+    if not plans:
+        return []
+    rows = con.execute(
+        "SELECT stream FROM sync_state WHERE \"key\" LIKE 'w-%' AND stream IN ("
+        + ", ".join("?" * len(plans)) + ") GROUP BY stream HAVING bool_and(done)",
+        [p.stream for p in plans]).fetchall()
+    finished = {r[0] for r in rows}
+    for plan in plans:
+        if plan.stream in finished:
+            complete_plan(con, plan.stream, plan.started, plan.kind)
+    return sorted(finished)
 
 
 def move_event_cursors(con: duckdb.DuckDBPyConnection, since: dict[str, int], target: int,
