@@ -5,18 +5,51 @@ decide nothing. Amounts are drawn in major units of their currency (floats only 
 axes); figures shown as text stay exact. Figures are built without pyplot (no global
 state), with fixed margins: a layout engine draws every figure several times, which was
 most of a report's rendering time.
+
+Names in charts come from Stripe (a customer called ``$x^{$``): :func:`plain_text` makes
+matplotlib draw every text as typed, never as mathtext, and every chart of payops (here
+and in :mod:`payops.ui.display`) goes through it. Legends sit outside the data, counts have
+whole-number ticks, a rate is drawn with the count it is a rate of, and a line never joins
+two days across a day without data.
 """
 
 from __future__ import annotations
 
+import matplotlib
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from payops import money
 from payops.money import to_decimal
 from payops.periods import Period
 
-__all__ = ["grid", "empty", "volume", "gross_split", "refund_requests", "processing", "failures", "top_customers"]
+__all__ = ["plain_text", "grid", "empty", "volume", "gross_split", "refund_requests", "processing", "failures",
+           "top_customers"]
+
+
+def plain_text() -> None:
+    """Draw every text of every chart as typed: ``$...$`` in a customer's name is not math.
+
+    Matplotlib reads ``text.parse_math`` when it creates a text, and tick labels are created
+    while a figure is drawn (after the notebook cell returned), so the setting is global for
+    the process: a payops kernel never wants a Stripe name parsed as mathtext.
+    """
+    matplotlib.rcParams["text.parse_math"] = False
+
+
+plain_text()
+
+
+def _legend_outside(ax: Axes, **kw) -> None:
+    """A legend to the right of the axes, where it covers no data (:func:`grid` leaves the room)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, fontsize="small",
+              frameon=False, **kw)
+
+
+def _counts(axis) -> None:
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _major(values, currency: str) -> list[float]:
@@ -25,8 +58,11 @@ def _major(values, currency: str) -> list[float]:
 
 
 def grid(n: int, height: float = 3.0, sharex: bool = False, bottom: float = 0.6,
-         gap: float = 0.55) -> tuple[Figure, list]:
+         gap: float = 0.55, right: float = 0.96) -> tuple[Figure, list]:
     """A figure of ``n`` panels stacked, ``height`` inches each, with fixed margins in inches.
+
+    ``right`` is where the panels end (a fraction of the width): less leaves room for a
+    legend outside them.
 
     Returns:
         The figure and its axes, top to bottom.
@@ -35,9 +71,10 @@ def grid(n: int, height: float = 3.0, sharex: bool = False, bottom: float = 0.6,
     total = height * n
     top = 0.4  # room for the first panel's title; gap: between panels (title, x labels)
     panel = max((total - top - bottom - gap * (n - 1)) / n, 0.3)
+    plain_text()
     fig = Figure(figsize=(10, total))
     axes = list(fig.subplots(n, 1, squeeze=False, sharex=sharex)[:, 0])
-    fig.subplots_adjust(left=0.2, right=0.96, top=1 - top / total, bottom=bottom / total, hspace=gap / panel)
+    fig.subplots_adjust(left=0.2, right=right, top=1 - top / total, bottom=bottom / total, hspace=gap / panel)
     return fig, axes
 
 
@@ -49,8 +86,38 @@ def empty(message: str) -> Figure:
     return fig
 
 
+def _daily(d: pd.DataFrame, days: pd.DatetimeIndex) -> pd.DataFrame:
+    """One currency's rows on every day of ``days`` (NaN on days without a row: a gap, not a line)."""
+    return d.assign(day=pd.to_datetime(d["day"])).set_index("day").reindex(days)
+
+
+# with more days than this, only the rates below the KPI carry their count as text
+_LABEL_EVERY_RATE_UP_TO = 31
+
+
+def _rates(ax: Axes, df: pd.DataFrame, cur: list[str], days: pd.DatetimeIndex, limit: float) -> None:
+    """Success rate per day and currency; each point sized by, and labelled with, its count."""
+    label_all = len(days) <= _LABEL_EVERY_RATE_UP_TO
+    for c in cur:
+        d = _daily(df[df["currency"] == c], days)
+        decided = (d["succeeded"].fillna(0) + d["failed"].fillna(0)).astype(int)
+        rate = (d["success_rate"] * 100).where(decided > 0)
+        (line,) = ax.plot(days, rate, linewidth=1.2, label=c.upper())
+        seen = rate.notna()
+        sizes = [12 + 60 * min(n, 50) / 50 for n in decided[seen]]
+        ax.scatter(days[seen.to_numpy()], rate[seen], s=sizes, color=line.get_color(), zorder=3)
+        for day, r, n in zip(days[seen.to_numpy()], rate[seen], decided[seen], strict=True):
+            if label_all or r < limit:
+                ax.annotate(f"{n}", (day, r), textcoords="offset points", xytext=(0, 6), ha="center",
+                            fontsize=7, color=line.get_color())
+
+
 def volume(trend: pd.DataFrame, p: Period, min_success_rate: float) -> Figure:
     """Success rate per day (one line per currency), then gross volume per day, one panel per currency.
+
+    Each rate point is labelled with the number of decided payments it is a rate of (and
+    sized by it): a 0% day of one payment reads as one payment. Days without payments leave
+    a gap in the line.
 
     Args:
         trend: daily metrics rows from ``p.trend_start`` to ``p.end``.
@@ -61,18 +128,18 @@ def volume(trend: pd.DataFrame, p: Period, min_success_rate: float) -> Figure:
     if df.empty:
         return empty("No payments in this period.")
     cur = sorted(df["currency"].unique())
-    fig, axes = grid(len(cur) + 1, 2.0, sharex=True)  # one date axis, at the bottom
+    fig, axes = grid(len(cur) + 1, 2.0, sharex=True, right=0.85)  # one date axis, at the bottom
     half = pd.Timedelta(hours=12)
     lo, hi = pd.Timestamp(p.trend_start) - half, pd.Timestamp(p.end) + half
+    days = pd.date_range(p.trend_start, p.end, freq="D")
     rate_ax = axes[0]
-    for c in cur:
-        d = df[df["currency"] == c]
-        rate_ax.plot(pd.to_datetime(d["day"]), d["success_rate"] * 100, marker="o", label=c.upper())
     limit = float(min_success_rate) * 100
+    _rates(rate_ax, df, cur, days, limit)
     rate_ax.axhline(limit, color="#C44E52", linestyle="--", linewidth=1, label=f"KPI {limit:g}%")
     rate_ax.set_ylabel("success %")
-    rate_ax.set_title("Success rate per day (succeeded / decided payments)")
-    rate_ax.legend(loc="lower left", ncol=len(cur) + 1, fontsize="small")
+    rate_ax.set_ylim(top=112)  # room for the counts above 100%
+    rate_ax.set_title("Success rate per day (numbers: decided payments that day)")
+    _legend_outside(rate_ax)
     for ax, c in zip(axes[1:], cur, strict=False):
         d = df[df["currency"] == c]
         ax.bar(pd.to_datetime(d["day"]), _major(d["gross_volume"], c), color="#4C72B0")
@@ -139,17 +206,17 @@ def refund_requests(df: pd.DataFrame) -> Figure:
     df = df.assign(row=df["currency"].str.upper() + "  " + df["status"])
     pivot = df.pivot_table(index="row", columns="priority", values="requests", aggfunc="sum", fill_value=0)
     pivot = pivot.sort_index(ascending=False)
-    fig, (ax,) = grid(1, max(2.0, 0.32 * len(pivot) + 1.2), bottom=0.7)
+    fig, (ax,) = grid(1, max(2.0, 0.32 * len(pivot) + 1.2), bottom=0.7, right=0.85)
     colors = {"URGENT": "#C44E52", "HIGH": "#DD8452", "LARGE": "#8172B3", "NORMAL": "#AAB7C4"}
     left = [0] * len(pivot)
     for prio in ("URGENT", "HIGH", "LARGE", "NORMAL"):
         if prio in pivot:
             ax.barh(pivot.index, pivot[prio], left=left, label=prio, color=colors[prio])
             left = [a + b for a, b in zip(left, pivot[prio], strict=False)]
-    ax.set_xlim(0, max(left) * 1.3)  # room for the legend on the right
     ax.set_title("Refund requests by currency and status, stacked by priority")
     ax.set_xlabel("requests")
-    ax.legend(loc="lower right")
+    _counts(ax.xaxis)
+    _legend_outside(ax)
     return fig
 
 
@@ -163,7 +230,7 @@ def processing(df: pd.DataFrame, max_processing_hours: float) -> Figure:
     if df.empty:
         return empty("No refund requests processed in this period.")
     limit = float(max_processing_hours)
-    fig, (ax,) = grid(1, 3.2, bottom=0.7)
+    fig, (ax,) = grid(1, 3.2, bottom=0.7, right=0.72)
     top = max(float(df["hours"].max()), limit) * 1.05
     bins = [top * i / 24 for i in range(25)]
     for c in sorted(df["currency"].unique()):
@@ -174,7 +241,8 @@ def processing(df: pd.DataFrame, max_processing_hours: float) -> Figure:
     ax.set_title("Refund processing time per currency")
     ax.set_xlabel("hours from request to processed")
     ax.set_ylabel("requests")
-    ax.legend()
+    _counts(ax.yaxis)
+    _legend_outside(ax)
     return fig
 
 
@@ -188,17 +256,17 @@ def failures(df: pd.DataFrame) -> Figure:
         return empty("No failed payments in this period.")
     codes = list(df.groupby("failure_code")["failed"].sum().sort_values().index)
     cur = sorted(df["currency"].unique())
-    fig, (ax,) = grid(1, max(2.0, 0.3 * len(codes) * max(1, len(cur) / 2) + 1.2), bottom=0.7)
+    fig, (ax,) = grid(1, max(2.0, 0.3 * len(codes) * max(1, len(cur) / 2) + 1.2), bottom=0.7, right=0.88)
     height = 0.8 / len(cur)
     for i, c in enumerate(cur):
         d = df[df["currency"] == c].set_index("failure_code")["failed"].reindex(codes, fill_value=0)
         ax.barh([k + i * height - 0.4 + height / 2 for k in range(len(codes))], d.values, height=height,
                 label=c.upper())
     ax.set_yticks(range(len(codes)), codes)
-    ax.set_xlim(0, float(df["failed"].max()) * 1.25)  # room for the legend on the right
     ax.set_title("Failed payments by failure code (counts per currency)")
     ax.set_xlabel("failed charges")
-    ax.legend(loc="lower right")
+    _counts(ax.xaxis)
+    _legend_outside(ax)
     return fig
 
 

@@ -6,10 +6,10 @@ JPY), next to a ``currency`` column. Dates select local days in the reporting ti
 
 Formats:
 
-- **csv**: UTF-8 with a byte-order mark (so spreadsheets detect the encoding), a header row,
+- **csv**: RFC 4180 (CRLF rows), UTF-8 with a byte-order mark (so spreadsheets detect the encoding), a header row,
   timestamps as ``YYYY-MM-DDTHH:MM:SSZ`` (UTC), and text that a spreadsheet would run as a
-  formula (starting with ``=``, ``+``, ``@``, or ``-`` not followed by a number) prefixed
-  with ``'``.
+  formula (starting with ``=``, ``+``, ``-``, ``@``, tab, CR, ...) prefixed with ``'``
+  (:func:`payops.outputs.csv_safe`; amounts stay numbers).
 - **json**: one object ``{"export", "generated_at", "timezone", "from", "to", "count",
   "rows"}``; ``rows`` is a list of objects with the same columns as the CSV (amounts as
   integers, ``*_decimal`` as strings, timestamps as ISO 8601 UTC strings, null for missing).
@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from payops import insights, maintenance, metrics, money, payments
+from payops import insights, maintenance, metrics, money, outputs, payments
 from payops.config import get_settings
 from payops.errors import InvalidInput, MoneyError
 from payops.periods import bounds, parse_date, reader, timezone
@@ -137,18 +137,6 @@ def frame(kind: str, start: date | None = None, end: date | None = None, *, db=N
     return add_decimals(df, MONEY[kind])
 
 
-_FORMULA_START = ("=", "+", "@", "\t", "\r")
-
-
-def _csv_safe(value):
-    # a spreadsheet runs a cell starting with = + @ (or - then text) as a formula
-    if isinstance(value, str) and value and (
-        value.startswith(_FORMULA_START) or (value[0] == "-" and not value[1:2].isdigit())
-    ):
-        return "'" + value
-    return value
-
-
 def _for_text(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
@@ -172,13 +160,7 @@ def write(df: pd.DataFrame, fmt: str, out, *, kind: str, start=None, end=None, t
         return
     text = _for_text(df)
     if fmt == "csv":
-        for col in text.columns:
-            if text[col].dtype == object or pd.api.types.is_string_dtype(text[col]):
-                text[col] = text[col].map(_csv_safe, na_action="ignore")
-        if stdout:
-            text.to_csv(sys.stdout, index=False)
-        else:
-            text.to_csv(out, index=False, encoding="utf-8-sig")
+        outputs.write_csv(text, sys.stdout if stdout else out, bom=not stdout)
         return
     rows = text.astype(object).where(text.notna(), None).to_dict(orient="records")
     doc = {

@@ -12,6 +12,7 @@ from functools import cache
 
 import pandas as pd
 
+from payops import outputs
 from payops.config import get_settings
 from payops.db import SQL_DIR
 from payops.errors import NotFound
@@ -49,6 +50,8 @@ def customer_insights(customer: str | None = None, *, limit: int | None = None, 
             "SELECT count(*) FROM customers WHERE id = ?", [customer]).fetchall()[0][0]
     if customer is not None and df.empty and not known:
         raise NotFound(f"no customer {customer} in the database")
+    df["dashboard_url"] = [outputs.dashboard_url(c, lm) if outputs.stripe_id(c) else None
+                           for c, lm in zip(df["customer"], df["livemode"], strict=True)]
     return df.head(limit) if limit is not None else df
 
 
@@ -113,6 +116,7 @@ def biggest_refunds(start: date, end: date, *, limit: int = 10, db=None, tz: str
             SELECT * EXCLUDE (rank) FROM (
                 SELECT r.created, r.id AS refund, r.charge, c.customer, cu.email AS customer_email,
                        r.amount, r.currency, r.status, r.reason, r.payops_request_id,
+                       coalesce(c.livemode, false) AS livemode,
                        row_number() OVER (PARTITION BY r.currency ORDER BY r.amount DESC, r.id) AS rank
                 FROM refunds r
                 LEFT JOIN charges c ON c.id = r.charge

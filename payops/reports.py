@@ -10,7 +10,15 @@
 - ``payments.csv``, ``refunds.csv``, ``refund_requests.csv``, ``customers.csv``,
   ``daily_metrics.csv``: the period's exports,
 
-and rewrites ``<reports dir>/index.html`` linking every report, newest first (:func:`index_key`).
+- ``report.json``: what the report is and which files it has, written last: a folder without
+  it is not a complete report,
+
+and rewrites ``<reports dir>/index.html`` linking every complete report, newest first
+(:func:`index_key`). A report is built in a hidden folder next to its place
+(``<period>/.<label>.<random>.building``) and renamed into place when complete, so a run that
+fails or is killed never leaves a half-built report behind the index's links, and the
+previous run's report stays whole until the new one replaces it. A failed run's files are
+kept in ``<period>/.<label>.failed`` for a look at the partial notebook.
 
 :class:`Report` is what the notebook calls: each method is one table or one chart, all per
 currency, so the notebook reads like a report and holds no business logic.
@@ -20,6 +28,9 @@ from __future__ import annotations
 
 import html
 import os
+import shutil
+import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,13 +39,13 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from payops import charts, exports, insights, metrics, money, periods
+from payops import charts, exports, insights, metrics, money, outputs, periods
 from payops.config import get_settings
 from payops.db import database_path
 from payops.errors import ReportError
 from payops.money import format_amount
 
-__all__ = ["KERNEL_NAME", "NOTEBOOK", "SECRET_ENV", "INDEX_PERIOD_ORDER", "ReportResult", "run_report",
+__all__ = ["KERNEL_NAME", "NOTEBOOK", "SECRET_ENV", "INDEX_PERIOD_ORDER", "MANIFEST", "ReportResult", "run_report",
            "render_html", "write_index", "index_key", "Report"]
 
 #: the Jupyter kernel reports run under (``make setup`` registers it into .venv)
@@ -44,6 +55,11 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "report.ipynb"
 #: environment variables the report kernel never receives (a report needs no Stripe access)
 SECRET_ENV = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET")
 EXPORTS = ("payments", "refunds", "refund-requests", "customers", "daily-metrics")
+#: the file a report's folder gets last, when everything else is written: the index lists
+#: only folders that have it
+MANIFEST = "report.json"
+#: the nbconvert template of report.html (JupyterLab's, loading nothing from the internet)
+TEMPLATE = Path(__file__).resolve().parent / "templates" / "report.html.j2"
 
 
 @dataclass
@@ -76,12 +92,17 @@ def _kernel_manager_class():
 
 
 def render_html(notebook: Path, out: Path) -> Path:
-    """Render an executed notebook to HTML without code cells or prompts."""
+    """Render an executed notebook to HTML without code cells or prompts.
+
+    The page loads nothing from the internet and runs no script (:data:`TEMPLATE`: no
+    require.js, MathJax, mermaid or widget manager; a Content-Security-Policy without scripts).
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(str(notebook), as_version=4)
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            extra_template_paths=[str(TEMPLATE.parent)], template_file=TEMPLATE.name)
     body, _ = exporter.from_notebook_node(nb)
     out.write_text(body, encoding="utf-8")
     return out
@@ -140,9 +161,6 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     """
     import time
 
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     began = time.monotonic()
     settings = get_settings()
     tz = settings.timezone
@@ -150,24 +168,45 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     db_path = database_path(db).resolve()
     root = Path(reports_dir or settings.reports_dir).resolve()
     folder = root / p.kind / p.label
-    folder.mkdir(parents=True, exist_ok=True)
     source = Path(notebook) if notebook else NOTEBOOK
     if not source.is_file():
         raise ReportError(f"no report notebook at {source}")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # built beside its place (same file system, so the rename below is atomic), hidden
+    work = Path(tempfile.mkdtemp(prefix=f".{p.label}.", suffix=".building", dir=folder.parent))
+    try:
+        alerts, written = _build(p, work, source, db_path, tz, kernel_name, progress)
+    except BaseException as exc:  # a failed run, or Ctrl-C: never in place, kept for a look
+        kept = _keep_failed(work, folder)
+        if isinstance(exc, ReportError):
+            raise ReportError(str(exc).replace(str(work), str(kept))) from None
+        raise
+    _publish(work, folder)
+    index = write_index(root)
+    moved = [folder / f.name for f in written]
+    return ReportResult(p, folder, folder / "report.ipynb", folder / "report.html", folder / "metrics.json", moved,
+                        index, alerts, time.monotonic() - began)
 
-    out_nb = folder / "report.ipynb"
+
+def _build(p: metrics.Period, work: Path, source: Path, db_path: Path, tz: str, kernel_name: str,
+           progress: bool) -> tuple[list[dict], list[Path]]:
+    """Every file of one report in ``work``, the manifest last."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    out_nb = work / "report.ipynb"
     params = {"period": p.kind, "date": p.start.isoformat(), "db_path": str(db_path),
-              "timezone": tz, "output_dir": str(folder)}
+              "timezone": tz, "output_dir": str(work)}
 
     # Written while the kernel starts and runs the notebook: daily_metrics for the period
     # and the one before (a short write; the kernel's read-only connections wait for it, and
     # the notebook computes its figures with the same SQL), then metrics.json and the CSVs.
     def side_files():
         metrics.compute_daily(p.previous_start, p.end, db=db_path, tz=tz)
-        alerts = _metrics_json(p, db_path, tz, folder / "metrics.json")
+        alerts = _metrics_json(p, db_path, tz, work / "metrics.json")
         written = [
             exports.export(k, "csv", start=p.start, end=p.end, db=db_path, tz=tz,
-                           out=folder / f"{k.replace('-', '_')}.csv")
+                           out=work / f"{k.replace('-', '_')}.csv")
             for k in EXPORTS
         ]
         return alerts, written
@@ -191,11 +230,41 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
         raise ReportError(f"the {p.kind} report could not run: {first}{hint} (notebook {out_nb})") from None
     finally:
         pool.shutdown(wait=True)
-    html_path = render_html(out_nb, folder / "report.html")
+    render_html(out_nb, work / "report.html")
     alerts, written = side.result()
-    index = write_index(root)
-    return ReportResult(p, folder, out_nb, html_path, folder / "metrics.json", written, index, alerts,
-                        time.monotonic() - began)
+    _write_manifest(p, work, alerts)
+    return alerts, [Path(w) for w in written if w is not None]
+
+
+def _write_manifest(p: metrics.Period, work: Path, alerts: list[dict]) -> None:
+    files = sorted(f.name for f in work.iterdir() if f.is_file())
+    doc = {"report": {**p.as_dict(), "generated_at": datetime.now(UTC).isoformat()},
+           "alerts": len(alerts), "files": files}
+    tmp = work / f".{MANIFEST}.tmp"
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(tmp, work / MANIFEST)
+
+
+def _publish(work: Path, folder: Path) -> None:
+    """Put the complete report ``work`` at ``folder``, replacing the previous run's."""
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.replaced")
+        folder.rename(old)
+    work.rename(folder)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _keep_failed(work: Path, folder: Path) -> Path:
+    """Keep a failed run's files at ``<period>/.<label>.failed`` (the last failure only)."""
+    kept = folder.with_name(f".{folder.name}.failed")
+    shutil.rmtree(kept, ignore_errors=True)
+    try:
+        work.rename(kept)
+    except OSError:
+        return work
+    return kept
 
 
 #: the order of reports that end on the same day in the index: the longer period first
@@ -217,40 +286,51 @@ def index_key(info: dict) -> tuple:
     return (-end.toordinal(), rank, kind, tuple(-ord(ch) for ch in label))
 
 
-def write_index(reports_dir: str | Path | None = None) -> Path:
-    """Rewrite ``index.html`` in the reports folder: every report, in :func:`index_key` order."""
-    root = Path(reports_dir or get_settings().reports_dir)
-    root.mkdir(parents=True, exist_ok=True)
+def _complete_reports(root: Path) -> list[tuple[dict, int, Path, list[str]]]:
+    """(report info, alerts, folder, files) of every complete report under ``root``."""
     entries = []
-    for meta in root.glob("*/*/metrics.json"):
-        if not (meta.parent / "report.html").exists():  # a run that failed before rendering
+    for manifest in root.glob(f"*/*/{MANIFEST}"):
+        folder = manifest.parent
+        if folder.name.startswith("."):  # being built, failed, or being replaced
             continue
         try:
-            doc = orjson.loads(meta.read_bytes())
+            doc = orjson.loads(manifest.read_bytes())
             info = doc["report"]
             index_key(info)
+            files = [str(f) for f in doc["files"]]
+            n_alerts = int(doc["alerts"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OSError):
             continue
-        entries.append((info, len(doc.get("alerts", [])), meta.parent))
+        entries.append((info, n_alerts, folder, files))
     entries.sort(key=lambda e: index_key(e[0]))
+    return entries
+
+
+def write_index(reports_dir: str | Path | None = None) -> Path:
+    """Rewrite ``index.html`` in the reports folder: every complete report, in :func:`index_key` order.
+
+    A report is complete when its folder has :data:`MANIFEST` (written last by
+    :func:`run_report`); the index is replaced in one rename, never seen half-written.
+    """
+    root = Path(reports_dir or get_settings().reports_dir)
+    root.mkdir(parents=True, exist_ok=True)
     rows = []
-    for info, n_alerts, folder in entries:
-        rel = folder.relative_to(root).as_posix()
-        files = " ".join(
-            f'<a href="{html.escape(rel)}/{name}">{name}</a>'
-            for name in ["report.ipynb", "metrics.json"] + sorted(f.name for f in folder.glob("*.csv"))
-            if (folder / name).exists()
-        )
+    e = outputs.text
+    for info, n_alerts, folder, files in _complete_reports(root):
+        rel = e(folder.relative_to(root).as_posix())
+        shown = ["report.ipynb", "metrics.json"] + sorted(f for f in files if f.endswith(".csv"))
+        links = " ".join(f'<a href="{rel}/{e(name)}">{e(name)}</a>' for name in shown if name in files)
         status = f'<span class="bad">{n_alerts} alert{"s" if n_alerts != 1 else ""}</span>' if n_alerts else "ok"
         rows.append(
-            f"<tr><td>{html.escape(info['period'])}</td>"
-            f'<td><a href="{html.escape(rel)}/report.html">{html.escape(info["label"])}</a></td>'
-            f"<td>{info['start']} to {info['end']}</td><td>{status}</td>"
-            f"<td>{html.escape(info['generated_at'][:19].replace('T', ' '))} UTC</td><td>{files}</td></tr>"
+            f"<tr><td>{e(info['period'])}</td>"
+            f'<td><a href="{rel}/report.html">{e(info["label"])}</a></td>'
+            f"<td>{e(info['start'])} to {e(info['end'])}</td><td>{status}</td>"
+            f"<td>{e(str(info.get('generated_at', ''))[:19].replace('T', ' '))} UTC</td><td>{links}</td></tr>"
         )
     body = "\n".join(rows) or '<tr><td colspan="6">No reports yet: run <code>payops report daily</code>.</td></tr>'
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>payops reports</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem; }}
 table {{ border-collapse: collapse; }}
@@ -270,7 +350,9 @@ Each links its HTML report, the executed notebook,
 </body></html>
 """
     index = root / "index.html"
-    index.write_text(page, encoding="utf-8")
+    tmp = root / f".index.html.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, index)
     return index
 
 
@@ -283,6 +365,34 @@ _HEADLINE = (
     ("processing_hours_median", "Processing time (median h)", "hours"),
     ("pending_requests", "Pending requests (end)", "count"),
 )
+
+
+# a rate is shown with the count it is a rate of: 0% of 1 payment is not 0% of 500
+_RATE_OF = {
+    "success_rate": (("succeeded", "failed"), "decided"),
+    "failed_rate": (("attempts",), "attempts"),
+    "conversion_rate": (("intents_created",), "intents"),
+}
+
+
+def _count_of(rate: str, row) -> int | None:
+    """How many the rate ``rate`` of a summary row is a rate of (None if unknown)."""
+    if rate not in _RATE_OF or row is None:
+        return None
+    columns, _ = _RATE_OF[rate]
+    try:
+        values = [row[c] for c in columns]
+    except (KeyError, IndexError):
+        return None
+    return None if any(pd.isna(v) for v in values) else int(sum(values))
+
+
+def _show_rate(value, rate: str, row) -> str:
+    shown = _show(value, "rate", "")
+    n = _count_of(rate, row)
+    if shown == "-" or n is None:
+        return shown
+    return f"{shown} of {n:,} {_RATE_OF[rate][1]}"
 
 
 def _show(value, kind: str, currency: str) -> str:
@@ -305,6 +415,17 @@ def _change(cur, prev, kind: str) -> str:
     if prev == 0:
         return "new" if cur else "="
     return f"{(cur - prev) / abs(prev) * 100:+.0f}%"
+
+
+def _by_currency(summary: pd.DataFrame) -> dict:
+    """The rows of a summary frame by currency."""
+    return {row["currency"]: row for _, row in summary.iterrows()} if len(summary) else {}
+
+
+def _markdown_text(value: str) -> str:
+    # a file name is shown as text, never as Markdown or HTML
+    marked = "".join("\\" + ch if ch in "\\`*_[]()#+-.!|{}" else ch for ch in value)
+    return html.escape(marked, quote=False)
 
 
 class Report:
@@ -355,22 +476,31 @@ class Report:
             f"# {p.kind.capitalize()} payments report: {p.label}\n\n"
             f"{span} ({self.tz}), compared with {p.previous_start}"
             + (f" to {p.previous_end}" if p.previous_end != p.previous_start else "")
-            + f". Database `{self.db.name}`; generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
+            + f". Database {_markdown_text(self.db.name)}; generated {datetime.now(UTC):%Y-%m-%d %H:%M} UTC."
         )
 
     def kpis(self) -> pd.DataFrame:
-        """The KPIs with their status, the previous period's value and the change."""
+        """The KPIs with their status, the previous period's value and the change.
+
+        A rate is shown with its count ("0.0% of 1 decided"), this period and the previous one.
+        """
         prev = {(k["name"], k["currency"]): k for k in self._kpis_prev}
+        cur_rows, prev_rows = _by_currency(self._current), _by_currency(self._previous)
         rows = []
         for k in self._kpis:
             kind = "rate" if "rate" in k["name"] else ("hours" if "hours" in k["name"] else "count")
             before = prev.get((k["name"], k["currency"]), {}).get("value")
             limit = _show(k["threshold"], kind, "usd")
+            if kind == "rate":
+                value = _show_rate(k["value"], k["name"], cur_rows.get(k["currency"]))
+                previous = _show_rate(before, k["name"], prev_rows.get(k["currency"]))
+            else:
+                value, previous = _show(k["value"], kind, "usd"), _show(before, kind, "usd")
             rows.append({
                 "KPI": k["label"], "currency": (k["currency"] or "all").upper(),
-                "value": _show(k["value"], kind, "usd"), "threshold": limit,
+                "value": value, "threshold": limit,
                 "status": "OK" if k["ok"] else "BREACHED",
-                "previous": _show(before, kind, "usd"), "change": _change(k["value"], before, kind),
+                "previous": previous, "change": _change(k["value"], before, kind),
             })
         return pd.DataFrame(rows).set_index(["KPI", "currency"]) if rows else pd.DataFrame(rows)
 
@@ -386,11 +516,17 @@ class Report:
         prev = self._previous.set_index("currency")
         rows = []
         for c in self.currencies:
+            now_row = cur.loc[c] if c in cur.index else None
+            before_row = prev.loc[c] if c in prev.index else None
             for col, label, kind in _HEADLINE:
-                now = cur.loc[c, col] if c in cur.index else None
-                before = prev.loc[c, col] if c in prev.index else None
-                rows.append({"currency": c.upper(), "metric": label, "this period": _show(now, kind, c),
-                             "previous": _show(before, kind, c), "change": _change(now, before, kind)})
+                now = now_row[col] if now_row is not None else None
+                before = before_row[col] if before_row is not None else None
+                if kind == "rate":
+                    shown_now, shown_before = _show_rate(now, col, now_row), _show_rate(before, col, before_row)
+                else:
+                    shown_now, shown_before = _show(now, kind, c), _show(before, kind, c)
+                rows.append({"currency": c.upper(), "metric": label, "this period": shown_now,
+                             "previous": shown_before, "change": _change(now, before, kind)})
         return pd.DataFrame(rows).set_index(["currency", "metric"]) if rows else pd.DataFrame(rows)
 
     def _top(self, limit: int) -> pd.DataFrame:
@@ -399,31 +535,38 @@ class Report:
             return self._data["top"].result().groupby("currency", group_keys=False).head(limit)
         return insights.top_customers(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
 
-    def top_customers(self, limit: int = 10) -> pd.DataFrame:
-        """The biggest spenders of the period per currency."""
+    def top_customers(self, limit: int = 10):
+        """The biggest spenders of the period per currency (biggest first within each), linked to Stripe."""
         df = self._top(limit)
-        return pd.DataFrame({
-            "currency": df["currency"].str.upper(), "customer": df["customer"], "email": df["email"],
-            "payments": df["payments"],
-            "spend": [format_amount(int(v), c) for v, c in zip(df["spend"], df["currency"], strict=False)],
-            "refunded": [format_amount(int(v), c) for v, c in zip(df["refunded_amount"], df["currency"], strict=False)],
-            "payment method": df["preferred_payment_method"],
-        }).set_index("currency")
+        if df.empty:
+            return pd.DataFrame({"customer": ["No succeeded payments in this period."]})
+        df = df.sort_values(["currency", "spend", "customer"], ascending=[True, False, True])
+        table = pd.DataFrame({
+            "currency": df["currency"].str.upper(), "customer": df["customer"], "name": df["name"],
+            "email": df["email"], "payments": df["payments"],
+            "spend": [format_amount(int(v), c) for v, c in zip(df["spend"], df["currency"], strict=True)],
+            "refunded": [format_amount(int(v), c) for v, c in zip(df["refunded_amount"], df["currency"], strict=True)],
+            "payment method": df["preferred_payment_method"], "livemode": df["livemode"],
+        })
+        return outputs.table(table, link_columns=["customer"], hide=["livemode"])
 
-    def biggest_refunds(self, limit: int = 10) -> pd.DataFrame:
-        """The biggest refunds of the period per currency."""
+    def biggest_refunds(self, limit: int = 10):
+        """The biggest refunds of the period per currency (biggest first within each), linked to Stripe."""
         df = self._data["biggest"].result().groupby("currency", group_keys=False).head(limit) if limit <= 10 \
             else insights.biggest_refunds(self.period.start, self.period.end, limit=limit, db=self.db, tz=self.tz)
         if df.empty:
             return pd.DataFrame({"refund": ["No refunds in this period."]})
-        return pd.DataFrame({
+        df = df.sort_values(["currency", "amount", "refund"], ascending=[True, False, True])
+        table = pd.DataFrame({
             "currency": df["currency"].str.upper(),
-            "amount": [format_amount(int(v), c) for v, c in zip(df["amount"], df["currency"], strict=False)],
-            "refund": df["refund"], "customer": df["customer_email"].fillna(df["customer"]),
-            "reason": df["reason"], "status": df["status"],
+            "amount": [format_amount(int(v), c) for v, c in zip(df["amount"], df["currency"], strict=True)],
+            "refund": df["refund"], "payment": df["charge"], "customer": df["customer"],
+            "email": df["customer_email"], "reason": df["reason"], "status": df["status"],
             "request": df["payops_request_id"].astype("Int64"),
             "created": df["created"].dt.tz_convert(self.tz).dt.strftime("%Y-%m-%d %H:%M"),
-        }).set_index("currency")
+            "livemode": df["livemode"],
+        })
+        return outputs.table(table, link_columns=["refund", "payment", "customer"], hide=["livemode"])
 
     # charts (drawn by payops.charts from the data above) ------------------------------
     def volume_chart(self):

@@ -50,7 +50,7 @@ def test_dashboard_urls_test_and_live():
 
 def test_link_escapes_and_opens_new_tab():
     html = D.link("cus_1", True, text="<Ana>")
-    assert html == ('<a href="https://dashboard.stripe.com/customers/cus_1" target="_blank" rel="noopener">'
+    assert html == ('<a href="https://dashboard.stripe.com/customers/cus_1" target="_blank" rel="noopener noreferrer">'
                     "&lt;Ana&gt;</a>")
     assert D.link(None) == ""
     assert D.link("bk_<1>") == "bk_&lt;1&gt;"  # no dashboard page: plain, escaped text

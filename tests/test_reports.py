@@ -101,8 +101,9 @@ def _published(root: Path, kind: str, day: str, generated_at: str) -> metrics.Pe
     folder = root / kind / p.label
     folder.mkdir(parents=True)
     (folder / "report.html").write_text("<p>report</p>")
-    (folder / "metrics.json").write_text(json.dumps(
-        {"report": {**p.as_dict(), "generated_at": generated_at}, "alerts": []}))
+    (folder / reports.MANIFEST).write_text(json.dumps(
+        {"report": {**p.as_dict(), "generated_at": generated_at}, "alerts": 0,
+         "files": ["report.html", reports.MANIFEST]}))
     return p
 
 
@@ -122,9 +123,9 @@ def test_index_order_is_total_and_ignores_when_reports_ran(tmp_path):
                      "weekly/2026-W09", "daily/2026-03-01", "monthly/2026-02"]
     assert sorted(published, key=lambda p: reports.index_key(p.as_dict())) == [
         published[i] for i in (5, 1, 2, 3, 0, 4)]
-    # a folder that never finished rendering is left out; a damaged metrics.json too
-    (tmp_path / "daily" / "2026-03-01" / "report.html").unlink()
-    (tmp_path / "weekly" / "2026-W14" / "metrics.json").write_text("{not json")
+    # a folder without its manifest (never finished) is left out; a damaged manifest too
+    (tmp_path / "daily" / "2026-03-01" / reports.MANIFEST).unlink()
+    (tmp_path / "weekly" / "2026-W14" / reports.MANIFEST).write_text("{not json")
     shown = re.findall(r'href="(\w+/[\w-]+)/report.html"', reports.write_index(tmp_path).read_text())
     assert shown == ["monthly/2026-03", "daily/2026-03-31", "weekly/2026-W09", "monthly/2026-02"]
 

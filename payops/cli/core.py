@@ -11,6 +11,7 @@ import click
 from payops.db import connect, database_path, migrate
 from payops.db import query as run_query
 from payops.errors import PayopsError
+from payops.outputs import write_csv
 
 DB_OPTION = click.option(
     "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -135,7 +136,7 @@ def query(sql: str, db: Path | None, fmt: str) -> None:
     """Run one SQL query against the database and print the result."""
     df = run_query(sql, db=db)
     if fmt == "csv":
-        df.to_csv(sys.stdout, index=False)
+        write_csv(df, sys.stdout)  # text cells neutralised, numbers stay numbers
     elif fmt == "json":
         click.echo(df.to_json(orient="records", date_format="iso"))
     else:

@@ -37,8 +37,8 @@ SELECT coalesce(ch.customer, re.customer) AS customer,
        ch.preferred_payment_method,
        ch.first_activity,
        greatest(ch.last_activity, re.last_refund) AS last_activity,
-       'https://dashboard.stripe.com/' || CASE WHEN coalesce(cu.livemode, false) THEN '' ELSE 'test/' END
-           || 'customers/' || coalesce(ch.customer, re.customer) AS dashboard_url
+       -- the link itself is built in Python (payops.outputs: only well-formed ids become URLs)
+       coalesce(cu.livemode, false) AS livemode
 FROM ch FULL OUTER JOIN re ON re.customer = ch.customer AND re.currency = ch.currency
 LEFT JOIN customers cu ON cu.id = coalesce(ch.customer, re.customer)
 ORDER BY spend DESC, customer, currency

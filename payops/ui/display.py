@@ -9,8 +9,6 @@ names below that read payments are that module's functions), rules live in
 
 from __future__ import annotations
 
-import hashlib
-import html
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,8 +17,7 @@ from typing import Any
 import pandas as pd
 
 from payops import money as money_figures
-from payops import payments
-from payops.errors import InvalidInput
+from payops import outputs, payments
 from payops.money import format_amount, to_decimal
 
 __all__ = [
@@ -70,22 +67,6 @@ PAYMENT_BADGES = {
     "processing": "🔄 processing",
 }
 
-_DASHBOARD = "https://dashboard.stripe.com"
-# Object-id prefix -> dashboard section.
-_SECTIONS = {
-    "pi_": "payments",
-    "ch_": "payments",
-    "py_": "payments",
-    "cus_": "customers",
-    "re_": "refunds",
-    "pyr_": "refunds",
-    "dp_": "disputes",
-    "du_": "disputes",
-    "po_": "payouts",
-    "evt_": "events",
-}
-
-
 # --- badges ------------------------------------------------------------------------
 def priority_badges(priorities: Iterable[str] | str | None) -> str:
     """Badges for a request's priorities, most urgent first: ``"🔥 URGENT 💰 LARGE"``.
@@ -126,32 +107,23 @@ def payment_badge(status: str | None, *, refunded: bool = False, disputed: bool 
 
 # --- links and values --------------------------------------------------------------
 def dashboard_url(object_id: str, livemode: bool | None = False) -> str:
-    """The Stripe dashboard page of an object, in test or live mode.
+    """The Stripe dashboard page of an object, in test or live mode (:func:`payops.outputs.dashboard_url`).
 
     ``dashboard_url("pi_123")`` -> ``https://dashboard.stripe.com/test/payments/pi_123``;
     ``dashboard_url("cus_9", livemode=True)`` -> ``https://dashboard.stripe.com/customers/cus_9``.
 
     Raises:
-        InvalidInput: the id has no known Stripe prefix.
+        InvalidInput: the id is not a Stripe id payops links to (:data:`payops.outputs.STRIPE_ID`).
     """
-    oid = str(object_id or "")
-    for prefix, section in _SECTIONS.items():
-        if oid.startswith(prefix):
-            mode = "" if _truthy(livemode) else "/test"
-            return f"{_DASHBOARD}{mode}/{section}/{oid}"
-    raise InvalidInput(f"no Stripe dashboard page for {object_id!r} (expected an id like pi_..., cus_..., re_...)")
+    return outputs.dashboard_url(object_id, livemode)
 
 
 def link(object_id: str | None, livemode: bool | None = False, text: str | None = None) -> str:
-    """An HTML link to the object's dashboard page (opens a new tab); "" for no id."""
-    if object_id is None or (isinstance(object_id, float) and math.isnan(object_id)) or object_id == "":
-        return ""
-    try:
-        url = dashboard_url(object_id, livemode)
-    except InvalidInput:
-        return html.escape(str(object_id))
-    label = html.escape(text if text is not None else str(object_id))
-    return f'<a href="{url}" target="_blank" rel="noopener">{label}</a>'
+    """An HTML link to the object's dashboard page (opens a new tab); "" for no id.
+
+    Only ids of :data:`payops.outputs.STRIPE_ID` become links; anything else is escaped text.
+    """
+    return outputs.html_link(object_id, livemode, text)
 
 
 def money(amount: Any, currency: str | None) -> str:
@@ -179,10 +151,6 @@ def _isna(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def _truthy(value: Any) -> bool:
-    return bool(value) and not _isna(value)
 
 
 # --- tables ------------------------------------------------------------------------
@@ -216,32 +184,22 @@ def styled(
     """
     out = df.copy()
     cur = out[currency_column] if currency_column in out.columns else pd.Series([None] * len(out), index=out.index)
-    live = out[livemode_column] if livemode_column in out.columns else pd.Series([False] * len(out), index=out.index)
     for col in money_columns:
         if col in out.columns:
             out[col] = [money(a, c) for a, c in zip(out[col], cur, strict=False)]
-    for col in link_columns:
-        if col in out.columns:
-            out[col] = [link(v, lm) for v, lm in zip(out[col], live, strict=False)]
     if status_column and status_column in out.columns:
         out[status_column] = [status_badge(s) for s in out[status_column]]
     if priorities_column and priorities_column in out.columns:
         out[priorities_column] = [priority_badges(p) for p in out[priorities_column]]
-    drop = [c for c in hide if c in out.columns]
-    if drop:
-        out = out.drop(columns=drop)
     for col in out.columns:
         if isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M UTC")
-    out = out.reset_index(drop=True)
-    digest = hashlib.sha1(out.to_json(default_handler=str).encode()).hexdigest()[:10]
-    styler = out.style.hide(axis="index").set_uuid(f"payops{digest}")
-    right = [c for c in money_columns if c in out.columns]
+    # links, escaping (names, emails, notes come from Stripe or a user) and blanks: payops.outputs
+    styler = outputs.table(out, link_columns=link_columns, livemode_column=livemode_column, hide=hide,
+                           caption=caption)
+    right = [c for c in money_columns if c in out.columns and c not in hide]
     if right:
         styler = styler.set_properties(subset=right, **{"text-align": "right"})
-    styler = styler.format(na_rep="")
-    if caption:
-        styler = styler.set_caption(html.escape(caption))
     return styler
 
 
@@ -305,6 +263,9 @@ def chart_daily(daily: pd.DataFrame, column: str, *, title: str | None = None, m
     """
     import matplotlib.pyplot as plt
 
+    from payops.charts import plain_text
+
+    plain_text()  # a currency or name is never parsed as mathtext
     title = title or column.replace("_", " ")
     parts = list(daily.sort_values("day").groupby("currency"))
     if money_column:
@@ -347,6 +308,9 @@ def chart_top_customers(insights: pd.DataFrame, *, currency: str | None = None, 
     """
     import matplotlib.pyplot as plt
 
+    from payops.charts import plain_text
+
+    plain_text()  # customer names from Stripe are drawn as typed, never as mathtext
     df = insights.dropna(subset=["currency"])
     if currency is None:
         currency = str(df["currency"].value_counts().idxmax()) if len(df) else "usd"
