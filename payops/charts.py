@@ -52,6 +52,11 @@ def _counts(axis) -> None:
     axis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _short(label: str, width: int = 26) -> str:
+    # a long name would push the panel off the figure: the table below has it in full
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
 def _major(values, currency: str) -> list[float]:
     # plotting needs floats; every figure shown as text stays exact
     return [float(to_decimal(int(v), currency)) for v in values]
@@ -98,7 +103,7 @@ _LABEL_EVERY_RATE_UP_TO = 31
 def _rates(ax: Axes, df: pd.DataFrame, cur: list[str], days: pd.DatetimeIndex, limit: float) -> None:
     """Success rate per day and currency; each point sized by, and labelled with, its count."""
     label_all = len(days) <= _LABEL_EVERY_RATE_UP_TO
-    for c in cur:
+    for k, c in enumerate(cur):
         d = _daily(df[df["currency"] == c], days)
         decided = (d["succeeded"].fillna(0) + d["failed"].fillna(0)).astype(int)
         rate = (d["success_rate"] * 100).where(decided > 0)
@@ -108,7 +113,8 @@ def _rates(ax: Axes, df: pd.DataFrame, cur: list[str], days: pd.DatetimeIndex, l
         ax.scatter(days[seen.to_numpy()], rate[seen], s=sizes, color=line.get_color(), zorder=3)
         for day, r, n in zip(days[seen.to_numpy()], rate[seen], decided[seen], strict=True):
             if label_all or r < limit:
-                ax.annotate(f"{n}", (day, r), textcoords="offset points", xytext=(0, 6), ha="center",
+                # one row of counts per currency, so two currencies at 100% stay readable
+                ax.annotate(f"{n}", (day, r), textcoords="offset points", xytext=(0, 5 + 8 * k), ha="center",
                             fontsize=7, color=line.get_color())
 
 
@@ -137,7 +143,7 @@ def volume(trend: pd.DataFrame, p: Period, min_success_rate: float) -> Figure:
     _rates(rate_ax, df, cur, days, limit)
     rate_ax.axhline(limit, color="#C44E52", linestyle="--", linewidth=1, label=f"KPI {limit:g}%")
     rate_ax.set_ylabel("success %")
-    rate_ax.set_ylim(top=112)  # room for the counts above 100%
+    rate_ax.set_ylim(top=106 + 7 * len(cur))  # room for the counts above 100%
     rate_ax.set_title("Success rate per day (numbers: decided payments that day)")
     _legend_outside(rate_ax)
     for ax, c in zip(axes[1:], cur, strict=False):
@@ -176,7 +182,7 @@ def gross_split(current: pd.DataFrame, previous: pd.DataFrame) -> Figure:
                 rows.append((label, c, frame.loc[c]))
     if not rows:
         return empty("No gross volume in this period.")
-    fig, (ax,) = grid(1, 0.5 * len(rows) + 1.6, bottom=1.0)
+    fig, (ax,) = grid(1, max(0.5 * len(rows) + 1.6, 2.4), bottom=0.7, right=0.8)
     left = [0.0] * len(rows)
     for part in money.GROSS_PARTS:
         shares = [100 * int(row[part]) / int(row["gross_volume"]) for _, _, row in rows]
@@ -191,7 +197,7 @@ def gross_split(current: pd.DataFrame, previous: pd.DataFrame) -> Figure:
     ax.set_xlim(0, 100)
     ax.set_xlabel("% of gross volume (amounts per currency in the table above)")
     ax.set_title("Where gross volume went")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=len(money.GROSS_PARTS), fontsize="small")
+    _legend_outside(ax)
     return fig
 
 
@@ -284,7 +290,7 @@ def top_customers(df: pd.DataFrame) -> Figure:
         d = df[df["currency"] == c].iloc[::-1]
         names = d["name"].fillna(d["customer"])
         # two customers may share a name: tell them apart by the end of their id
-        labels = [f"{n} ({cid[-4:]})" if (names == n).sum() > 1 else n
+        labels = [_short(f"{n} ({cid[-4:]})" if (names == n).sum() > 1 else str(n))
                   for n, cid in zip(names, d["customer"], strict=False)]
         ax.barh(range(len(d)), _major(d["spend"], c), color="#4C72B0")
         ax.set_yticks(range(len(d)), labels)

@@ -561,7 +561,7 @@ class Report:
             "currency": df["currency"].str.upper(),
             "amount": [format_amount(int(v), c) for v, c in zip(df["amount"], df["currency"], strict=True)],
             "refund": df["refund"], "payment": df["charge"], "customer": df["customer"],
-            "email": df["customer_email"], "reason": df["reason"], "status": df["status"],
+            "reason": df["reason"], "status": df["status"],
             "request": df["payops_request_id"].astype("Int64"),
             "created": df["created"].dt.tz_convert(self.tz).dt.strftime("%Y-%m-%d %H:%M"),
             "livemode": df["livemode"],
