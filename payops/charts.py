@@ -143,7 +143,9 @@ def volume(trend: pd.DataFrame, p: Period, min_success_rate: float) -> Figure:
     _rates(rate_ax, df, cur, days, limit)
     rate_ax.axhline(limit, color="#C44E52", linestyle="--", linewidth=1, label=f"KPI {limit:g}%")
     rate_ax.set_ylabel("success %")
-    rate_ax.set_ylim(top=106 + 7 * len(cur))  # room for the counts above 100%
+    bottom, top = rate_ax.get_ylim()[0], 106 + 7 * len(cur)  # room for the counts above 100%
+    rate_ax.set_yticks([t for t in rate_ax.get_yticks() if 0 <= t <= 100])  # no "125%" tick
+    rate_ax.set_ylim(bottom, top)
     rate_ax.set_title("Success rate per day (numbers: decided payments that day)")
     _legend_outside(rate_ax)
     for ax, c in zip(axes[1:], cur, strict=False):
