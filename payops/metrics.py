@@ -104,6 +104,8 @@ def _daily_sql(bps: int, day_ends: str) -> str:
                         "coalesce(dp.disputed_amount, 0)", "coalesce(bt.stripe_fees, 0)")
     return _sql("daily_metrics").format(
         platform_fee=money.platform_fee_sql("captured", "application_fee_amount", bps),
+        chargeback=money.chargeback_sql("status"),
+        reinstated=money.reinstated_sql("reporting_category"),
         net=net,
         net_after_platform_fee=money.net_after_platform_fee_sql(net, "coalesce(ch.platform_fees, 0)"),
         decided_at=refund_rules.decided_at_sql("r"),

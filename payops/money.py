@@ -56,13 +56,33 @@ __all__ = [
 FIGURES: dict[str, tuple[str, str]] = {
     "gross_volume": ("Gross volume", "captured amount of succeeded charges"),
     "refunded_amount": ("Refunded", "succeeded refunds"),
-    "disputed_amount": ("Disputed", "disputed amounts (disputes opened)"),
+    "disputed_amount": ("Disputed", "chargebacks opened (inquiries move no money), less what won disputes "
+                        "got back"),
     "stripe_fees": ("Stripe fees", "Stripe's fees from balance transactions (charges, refunds, disputes)"),
     "platform_fees": ("Platform fees", "the platform's fee on succeeded charges: application_fee_amount, "
                       "else the configured rate rounded half-even"),
     "net": ("Net", "gross volume - refunded - disputed - Stripe fees (before the platform fee)"),
     "net_after_platform_fee": ("Net after platform fee", "net - platform fees"),
 }
+
+#: Dispute statuses of an inquiry: the card issuer only asks, no money moves, so it is never in
+#: ``disputed_amount`` (docs/statuses.md). Every other dispute withdrew its amount when it opened.
+INQUIRY_STATUSES = ("warning_needs_response", "warning_under_review", "warning_closed")
+#: ``reporting_category`` of the balance transaction that gives a won dispute's money back: it
+#: counts against ``disputed_amount`` on the day of that transaction.
+DISPUTE_REINSTATED = "dispute_reversal"
+
+
+def chargeback_sql(status: str) -> str:
+    """SQL, true when a dispute whose status is the column ``status`` took money (not an inquiry)."""
+    return f"{status} NOT IN ({', '.join(repr(s) for s in INQUIRY_STATUSES)})"
+
+
+def reinstated_sql(category: str) -> str:
+    """SQL, true when a balance transaction (``reporting_category`` column ``category``) gives a won
+    dispute's money back."""
+    return f"{category} = {DISPUTE_REINSTATED!r}"
+
 
 #: The parts gross volume splits into, exactly: their sum is ``gross_volume`` for every day,
 #: period and payment (the fee chart stacks these to 100%).

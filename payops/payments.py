@@ -48,9 +48,15 @@ def _charge_money_sql(where: str, bps: int) -> str:
     return f"""
         WITH ch AS (SELECT * FROM charges c WHERE {where}),
         re AS (SELECT id, charge, amount, status FROM refunds WHERE charge IN (SELECT id FROM ch)),
-        dp AS (SELECT id, charge, amount FROM disputes WHERE charge IN (SELECT id FROM ch)),
+        dp AS (SELECT id, charge, amount, status FROM disputes WHERE charge IN (SELECT id FROM ch)),
         re_sum AS (SELECT charge, sum(amount) AS refunded_amount FROM re WHERE status = 'succeeded' GROUP BY ALL),
-        dp_sum AS (SELECT charge, sum(amount) AS disputed_amount FROM dp GROUP BY ALL),
+        -- payops.money: chargebacks (not inquiries), less what won disputes got back
+        dp_sum AS (SELECT charge, sum(amount) AS disputed_amount
+                   FROM (SELECT charge, amount FROM dp WHERE {money.chargeback_sql("status")}
+                         UNION ALL
+                         SELECT dp.charge, -bt.amount FROM dp JOIN balance_transactions bt ON bt.source = dp.id
+                         WHERE {money.reinstated_sql("bt.reporting_category")})
+                   GROUP BY ALL),
         -- a charge's balance transactions: its own, its refunds', its disputes'
         src AS (SELECT id AS charge, id AS source FROM ch
                 UNION ALL SELECT charge, id FROM re UNION ALL SELECT charge, id FROM dp),

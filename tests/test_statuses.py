@@ -130,3 +130,38 @@ def test_processing_payment_becomes_refundable_when_it_succeeds(fake):
     fake.settle_processing(pi["id"], succeeded=True)
     sync_from(fake)
     assert R.check(pi["id"]).eligible
+
+
+# ------------------------------------------------------------------ disputes in the money figures
+
+
+def test_disputes_in_every_status_count_as_the_docs_say(fake):
+    """disputed_amount: chargebacks on the day they opened, inquiries never, a won dispute's money
+    back on the day it was reinstated; the same in the daily metrics and in a payment's breakdown."""
+    from datetime import UTC, datetime
+
+    from payops import metrics, payments
+
+    day0 = fake.now() - 20 * 86400
+    amounts = {}
+    for i, status in enumerate(("warning_needs_response", "warning_under_review", "warning_closed",
+                                "needs_response", "under_review", "won", "lost")):
+        pi = fake.create_payment_intent(1000 * (i + 1), "usd", at=day0)
+        fake.confirm_payment_intent(pi["id"], "succeeded", at=day0)
+        fake.dispute_to(pi["latest_charge"], status, at=day0 + 86400, step=5 * 86400)
+        amounts[status] = (pi["latest_charge"], 1000 * (i + 1))
+    sync_from(fake)
+    chargebacks = sum(a for s, (_, a) in amounts.items() if not s.startswith("warning_"))
+    won_charge, won = amounts["won"]
+
+    def day(ts: int):
+        return datetime.fromtimestamp(ts, UTC).date()
+
+    df = metrics.compute(day(day0), day(fake.now()), tz="UTC")
+    by_day = dict(zip(df["day"], df["disputed_amount"], strict=True))
+    assert by_day[day(day0 + 86400)] == chargebacks  # the day they opened
+    assert by_day[day(day0 + 11 * 86400)] == -won  # won: the money came back (two steps after opening)
+    assert int(df["disputed_amount"].sum()) == chargebacks - won
+    for status, (charge, amount) in amounts.items():  # a payment's breakdown (the review app's pane)
+        expected = 0 if status.startswith("warning_") or status == "won" else amount
+        assert payments.breakdown(charge)["disputed_amount"] == expected, status

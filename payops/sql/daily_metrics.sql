@@ -41,8 +41,14 @@ re_q AS (
     GROUP BY ALL
 ),
 dp_q AS (
-    SELECT currency, epoch_us(created) // $bucket_us AS q, sum(amount) AS disputed_amount
-    FROM disputes WHERE created >= $lo AND created < $hi
+    -- payops.money: chargebacks on the day they opened (inquiries move no money), less a won
+    -- dispute's reinstated amount on the day of its balance transaction
+    SELECT currency, q, sum(amount) AS disputed_amount
+    FROM (SELECT currency, epoch_us(created) // $bucket_us AS q, amount
+          FROM disputes WHERE created >= $lo AND created < $hi AND {chargeback}
+          UNION ALL
+          SELECT currency, epoch_us(created) // $bucket_us AS q, -amount
+          FROM balance_transactions WHERE created >= $lo AND created < $hi AND {reinstated})
     GROUP BY ALL
 ),
 bt_q AS (
