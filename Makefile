@@ -28,19 +28,28 @@ help: ## List the targets
 .PHONY: setup
 setup: $(STAMP) ## Create .venv, install payops with its dev tools, register the Jupyter kernel
 
+# The demo lives in its own file with its own settings (demo.payops.toml: single-user, no
+# [roles]), so it never touches PAYOPS_DB; `payops demo --replace` also refuses to delete a
+# database holding anything synced, decided or audited that the demo did not make.
+DEMO_DB      := data/demo.duckdb
+DEMO_CONFIG  := demo.payops.toml
+DEMO_REPORTS := reports/demo
+DEMO_ENV      = PAYOPS_DB=$(DEMO_DB) PAYOPS_CONFIG=$(DEMO_CONFIG) PAYOPS_REPORTS_DIR=$(DEMO_REPORTS)
+
 .PHONY: demo
-demo: setup ## Build the demo marketplace database, run the reports and show the overview
-	$(PAYOPS) demo --replace
-	$(PAYOPS) analytics
-	$(PAYOPS) report daily
-	$(PAYOPS) report weekly
-	$(PAYOPS) report monthly
+demo: setup ## Build the demo marketplace in data/demo.duckdb (never your database), run its reports, show the overview
+	$(DEMO_ENV) $(PAYOPS) demo --replace
+	$(DEMO_ENV) $(PAYOPS) analytics
+	$(DEMO_ENV) $(PAYOPS) report daily
+	$(DEMO_ENV) $(PAYOPS) report weekly
+	$(DEMO_ENV) $(PAYOPS) report monthly
 	@echo
-	@echo "Demo database: $(PAYOPS_DB)  (open it with: $(PAYOPS) status, or make lab)"
-	@echo "Reports: open $${PAYOPS_REPORTS_DIR:-reports}/index.html (daily, weekly and monthly, newest first)"
+	@echo "Demo database: $(DEMO_DB)  (open it with: PAYOPS_DB=$(DEMO_DB) $(PAYOPS) status, or make lab PAYOPS_DB=$(DEMO_DB))"
+	@echo "Reports: open $(DEMO_REPORTS)/index.html (daily, weekly and monthly, newest first)"
+	@echo "Stripe offline: make demo-stripe (a local Stripe stand-in holding the demo's payments)"
 
 .PHONY: status
-status: setup ## Show the status overview of $(PAYOPS_DB)
+status: setup ## Show the status overview of the database (PAYOPS_DB, default data/payops.duckdb)
 	$(PAYOPS) status
 
 .PHONY: lint

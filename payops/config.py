@@ -49,6 +49,23 @@ TOML_TABLES: dict[str, tuple[str, ...]] = {
     "kpis": tuple(DEFAULT_KPIS),
 }
 DEFAULT_CURRENCY_KEY = "default"
+DEFAULT_DB = "data/payops.duckdb"
+
+
+def db_anchor(config_path: Path, config_found: bool) -> Path:
+    """The one folder a relative ``PAYOPS_DB`` (or ``db =`` in payops.toml) is taken from.
+
+    The folder of the payops.toml in use when there is one (``PAYOPS_CONFIG``, else
+    ``./payops.toml``), otherwise the current directory; always absolute, so every message
+    names the file itself.
+    """
+    return (config_path.parent if config_found else Path.cwd()).resolve()
+
+
+def resolve_db_path(value: str | Path, config_path: Path, config_found: bool) -> Path:
+    """``value`` as an absolute path: relative ones are taken from :func:`db_anchor`."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else db_anchor(config_path, config_found) / path
 
 
 def _minor_down(value: Decimal, currency: str) -> int:
@@ -351,7 +368,7 @@ def get_settings(**overrides: Any) -> Settings:
     except ValueError:
         raise ConfigError(f"PAYOPS_PLATFORM_FEE_BPS must be an integer, got {bps_raw!r}") from None
     values: dict[str, Any] = dict(
-        db_path=Path(_env_or("PAYOPS_DB", general.get("db", "data/payops.duckdb"))),
+        db_path=resolve_db_path(_env_or("PAYOPS_DB", general.get("db", DEFAULT_DB)), config_path, found),
         stripe_api_key=Secret(key) if key else None,
         stripe_api_base=_env("STRIPE_API_BASE"),
         webhook_secret=Secret(hook) if hook else None,
@@ -373,5 +390,7 @@ def get_settings(**overrides: Any) -> Settings:
             raise TypeError(f"unknown setting {name!r}")
         if name in ("db_path", "reports_dir", "archive_dir", "config_path") and value is not None:
             value = Path(value)
+        if name == "db_path" and value is not None:
+            value = resolve_db_path(value, config_path, found)
         values[name] = value
     return Settings(**values)

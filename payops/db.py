@@ -27,8 +27,8 @@ import pandas as pd
 from payops.config import get_settings
 from payops.errors import DatabaseBusy, DatabaseError, QueryRefused
 
-__all__ = ["connect", "transaction", "query", "migrate", "MIGRATIONS", "database_path", "SANDBOX_CONFIG",
-           "QUERY_STATEMENTS"]
+__all__ = ["connect", "transaction", "query", "migrate", "MIGRATIONS", "database_path", "require", "missing",
+           "SANDBOX_CONFIG", "QUERY_STATEMENTS"]
 
 _LOCK_RE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
 _HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>\S+)(?: \(PID (?P<pid>\d+)\))?", re.I)
@@ -51,8 +51,28 @@ MIGRATIONS = _load_migrations()
 
 
 def database_path(path: str | Path | None = None) -> Path:
-    """The database file a call uses: ``path`` or the ``PAYOPS_DB`` setting."""
-    return Path(path) if path is not None else get_settings().db_path
+    """The database file a call uses, absolute: ``path`` (relative: from the current directory) or
+    the ``PAYOPS_DB`` setting (relative: from the folder of payops.toml, see :func:`payops.config.db_anchor`)."""
+    return Path(path).expanduser().absolute() if path is not None else get_settings().db_path
+
+
+def missing(path: Path) -> DatabaseError:
+    """The error of a command that reads a database that is not there (it never creates one)."""
+    return DatabaseError(f"no database at {path} (run `payops init` to create it, `payops sync` to fill it, "
+                         "or `make demo` for a demo one; a relative PAYOPS_DB is taken from the folder of "
+                         "payops.toml, else the current directory)")
+
+
+def require(path: str | Path | None = None) -> Path:
+    """The database file of ``path`` (see :func:`database_path`), which must exist.
+
+    Raises:
+        DatabaseError: there is no file there; nothing is created.
+    """
+    db = database_path(path)
+    if not db.is_file():
+        raise missing(db)
+    return db
 
 
 def _holder(message: str) -> str:
@@ -118,20 +138,24 @@ def connect(
     timeout: float | None = None,
     read_only: bool = False,
     migrate_schema: bool = True,
+    create: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the database for the duration of a ``with`` block, then close it.
 
-    Creates the file (and its folder) and applies migrations on first use. Waits for
-    another process's lock up to ``timeout`` seconds (default ``PAYOPS_DB_TIMEOUT``).
+    Creates the file (and its folder) and applies migrations on first use, unless ``create``
+    is false (what every command that only reads passes): then a missing file is a
+    :class:`~payops.errors.DatabaseError` naming its absolute path. Waits for another process's
+    lock up to ``timeout`` seconds (default ``PAYOPS_DB_TIMEOUT``).
     """
     settings = get_settings()
     db = database_path(path)
     if timeout is None:
         timeout = settings.db_timeout
-    if not read_only:
+    if read_only or not create:
+        if not db.is_file():
+            raise missing(db)
+    else:
         db.parent.mkdir(parents=True, exist_ok=True)
-    elif not db.exists():
-        raise DatabaseError(f"no database at {db}; run `payops init` or `payops demo` first")
     con = _open(db, timeout, read_only)
     try:
         con.execute("SET TimeZone = 'UTC'")
@@ -215,13 +239,8 @@ def query(sql: str, params: Any = None, *, db: str | Path | None = None) -> pd.D
         DatabaseError: the statement failed (including a sandbox refusal such as reading a file).
     """
     _one_statement(sql)
-    path = database_path(db)
+    path = require(db)  # a query only reads: it never creates an empty database to answer from
     settings = get_settings()
-    if not path.exists() and settings.single_user:
-        with connect(path):  # a first query creates the (empty, migrated) database, as every command does
-            pass
-    if not path.exists():
-        raise DatabaseError(f"no database at {path}; run `payops init` or `payops demo` first")
     con = _open(path, settings.db_timeout, True, SANDBOX_CONFIG)
     try:
         _sandboxed(con)

@@ -188,7 +188,7 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
     """
     tz = timezone(tz)
     start, end = parse_date(start), parse_date(end)
-    with connect(db) as con:
+    with connect(db, create=False) as con:
         if start is None or end is None:
             found = _data_range(con, tz)
             if found is None:

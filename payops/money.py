@@ -17,6 +17,7 @@ as a function rendering the SQL expression (portable SQL: integer arithmetic, ``
 from __future__ import annotations
 
 import numbers
+import re
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
@@ -37,6 +38,8 @@ __all__ = [
     "exponent",
     "to_decimal",
     "from_decimal",
+    "parse",
+    "MAX_MINOR",
     "fee",
     "fee_sql",
     "platform_fee",
@@ -118,17 +121,40 @@ def to_decimal(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-exponent(currency))
 
 
+# What a person may type: ASCII digits, "." before the decimals, "," only between groups of
+# three digits ("1,000.50"); so "1,00" (a decimal comma), "1e3" and non-ASCII digits, which
+# Decimal() would all accept, are refused instead of read as another amount.
+_AMOUNT_TEXT = re.compile(r"\A[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?\Z", re.ASCII)
+_AMOUNT_HINT = "write it like 1234.50: digits 0-9, '.' before the decimals, ',' only between groups of three digits"
+MAX_MINOR = 2**63 - 1  # BIGINT
+
+
+def parse(text: str, currency: str) -> int:
+    """An amount a person typed, in major units, to integer minor units; strict.
+
+    ``parse("12.50", "usd") == 1250``, ``parse("1,000", "jpy") == 1000``; ``"1,00"``, ``"1e3"``,
+    ``"١٢"`` (non-ASCII digits), ``"13.125"`` (USD) and amounts beyond a BIGINT raise
+    :class:`~payops.errors.MoneyError` with a hint, never another amount.
+    """
+    cleaned = str(text).strip()
+    if len(cleaned) > 40 or not _AMOUNT_TEXT.match(cleaned):
+        raise MoneyError(f"not an amount: {str(text)[:40]!r} ({_AMOUNT_HINT})")
+    return from_decimal(Decimal(cleaned.replace(",", "")), currency)
+
+
 def from_decimal(value: Decimal | str | int | float, currency: str) -> int:
     """Major units to integer minor units, refusing more precision than the currency has.
 
     ``from_decimal("12.50", "usd") == 1250``; ``from_decimal("1.5", "jpy")`` raises
-    :class:`~payops.errors.MoneyError`.
+    :class:`~payops.errors.MoneyError`. Text is read by :func:`parse` (strict).
     """
     exp = exponent(currency)
     if isinstance(value, bool):
         raise MoneyError(f"not an amount: {value!r}")
+    if isinstance(value, str):
+        return parse(value, currency)
     try:
-        dec = Decimal(str(value).strip().replace(",", "")) if not isinstance(value, Decimal) else value
+        dec = Decimal(str(value)) if not isinstance(value, Decimal) else value
     except InvalidOperation:
         raise MoneyError(f"not an amount: {value!r}") from None
     if not dec.is_finite():
@@ -138,6 +164,8 @@ def from_decimal(value: Decimal | str | int | float, currency: str) -> int:
         raise MoneyError(
             f"{value} has more decimals than {currency.upper()} allows ({exp})"
         )
+    if abs(minor) > MAX_MINOR:
+        raise MoneyError(f"{value} is too large an amount")
     return int(minor)
 
 

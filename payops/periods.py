@@ -146,7 +146,7 @@ def check_range(start: str | date | None, end: str | date | None) -> tuple[date,
 
 @contextmanager
 def reader(db: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection for reading: read-only when the file exists, so readers can share it."""
+    """A read-only connection, so readers can share the file; a missing file is an error naming it."""
     path = database_path(db)
-    with connect(path, read_only=path.exists()) as con:
+    with connect(path, read_only=True) as con:  # a reader never creates a database
         yield con

@@ -41,7 +41,7 @@ import pandas as pd
 
 from payops import charts, exports, insights, metrics, money, outputs, periods
 from payops.config import get_settings
-from payops.db import database_path
+from payops.db import database_path, require
 from payops.errors import ReportError
 from payops.money import format_amount
 
@@ -165,7 +165,7 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     settings = get_settings()
     tz = settings.timezone
     p = metrics.period(kind, day, today=today, tz=tz)
-    db_path = database_path(db).resolve()
+    db_path = require(db)
     root = Path(reports_dir or settings.reports_dir).resolve()
     folder = root / p.kind / p.label
     source = Path(notebook) if notebook else NOTEBOOK
@@ -441,7 +441,7 @@ class Report:
     def __init__(self, period: str = "daily", date: str | date | None = None, *, db=None,
                  timezone: str | None = None):
         self.tz = periods.timezone(timezone or None)
-        self.db = database_path(db or None)
+        self.db = require(db or None)
         self.period = metrics.period(period, date or None, tz=self.tz)
         p = self.period
         # One query gives both periods' summaries and the days of the volume chart; the other

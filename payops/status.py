@@ -67,7 +67,7 @@ def overview(db: str | Path | None = None, *, day: date | None = None, now: date
     yesterday = day or now.astimezone(tz).date() - timedelta(days=1)
     end_of_day = datetime.combine(yesterday + timedelta(days=1), time(0), tzinfo=tz)
     moment = now if day is None else min(now, end_of_day)
-    with connect(path) as con:
+    with connect(path, create=False) as con:
         tables = {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0]) for t in ALL_TABLES}
         newest = {}
         for t in STRIPE_TABLES:

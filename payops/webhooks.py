@@ -111,7 +111,10 @@ def handle(payload: bytes, signature_header: str, secret: str, *,
 def load_events(text: str | bytes, *, source: str = "input") -> list[dict]:
     """Events from a JSON array, a list object (``{"data": [...]}``), one event, or NDJSON."""
     if isinstance(text, bytes):
-        text = text.decode("utf-8")
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{source}: not UTF-8 text (expected JSON events, not a binary file)") from None
     stripped = text.strip()
     if not stripped:
         return []

@@ -37,5 +37,15 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def empty_db(db_path: Path) -> Path:
+    """The test's database, created empty (migrated): commands that only read never create one."""
+    from payops.db import connect
+
+    with connect(db_path):
+        pass
+    return db_path
+
+
+@pytest.fixture
 def repo() -> Path:
     return REPO

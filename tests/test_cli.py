@@ -32,14 +32,16 @@ def test_every_command_is_documented(repo):
         assert f"payops {' '.join(path)}" in doc, f"docs/cli.md does not document payops {' '.join(path)}"
 
 
-def test_bare_payops_shows_status(db_path):
+def test_bare_payops_shows_status(empty_db):
+    db_path = empty_db
     result = CliRunner().invoke(cli, [], catch_exceptions=False)
     assert result.exit_code == 0
     assert "payops status" in result.output and str(db_path) in result.output
     assert "single-user mode" in result.output
 
 
-def test_status_json(db_path):
+def test_status_json(empty_db):
+    db_path = empty_db
     import json
     result = CliRunner().invoke(cli, ["status", "--json"], catch_exceptions=False)
     data = json.loads(result.output)
@@ -54,7 +56,7 @@ def test_init_is_idempotent(db_path):
     assert "up to date" in second.output
 
 
-def test_user_error_is_one_line_not_traceback():
+def test_user_error_is_one_line_not_traceback(empty_db):
     result = CliRunner().invoke(cli, ["query", "SELECT * FROM nope"], catch_exceptions=False)
     assert result.exit_code == 1
     assert result.output.startswith("Error: query failed") and "Traceback" not in result.output

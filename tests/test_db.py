@@ -70,7 +70,8 @@ def test_migrations_are_idempotent(db_path):
         assert con.execute("SELECT count(*) FROM bookings").fetchone()[0] == 1
 
 
-def test_query_returns_dataframe_and_closes(db_path):
+def test_query_returns_dataframe_and_closes(empty_db):
+    db_path = empty_db
     df = query("SELECT 1 AS x, 'a' AS y")
     assert df.to_dict("records") == [{"x": 1, "y": "a"}]
     # the connection is closed: another process can open the file straight away
@@ -79,7 +80,7 @@ def test_query_returns_dataframe_and_closes(db_path):
     assert out.stdout.strip() == "ok", out.stderr
 
 
-def test_query_errors_are_one_line():
+def test_query_errors_are_one_line(empty_db):
     with pytest.raises(DatabaseError, match="query failed: Catalog Error"):
         query("SELECT * FROM no_such_table")
 

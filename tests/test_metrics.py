@@ -305,7 +305,8 @@ def _failures_on(db_path, day: str, failed: int, succeeded: int):
     ingest_objects(objs, db=db_path)
 
 
-def test_status_check_exit_codes(db_path):
+def test_status_check_exit_codes(empty_db):
+    db_path = empty_db
     runner = CliRunner()
     healthy = runner.invoke(cli, ["status", "--check", "--date", DAY], catch_exceptions=False)
     assert healthy.exit_code == 0, healthy.output

@@ -620,7 +620,7 @@ def test_text_repr_is_short_and_stable(requests):
     assert "application/vnd.jupyter.widget-view+json" in bundle
 
 
-def test_an_empty_database_shows_an_empty_queue(db_path):
+def test_an_empty_database_shows_an_empty_queue(empty_db):
     app = RefundReview()
     assert app.total == 0 and app.ids == [] and app.pages == 1
     assert "No refund requests match" in app.queue.empty.value

@@ -57,7 +57,7 @@ def test_valid_delivery_applies_and_duplicates_are_harmless():
 
 
 @pytest.mark.parametrize("case", ["wrong secret", "tampered", "stale", "no header"])
-def test_bad_signature_writes_nothing(case):
+def test_bad_signature_writes_nothing(case, empty_db):
     now = int(time.time())
     ev = event("evt_2", now, 1000)
     payload, header = signed(ev, "whsec_other" if case == "wrong secret" else SECRET,

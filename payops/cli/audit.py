@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from payops.audit import list_rows
-from payops.cli.core import DB_OPTION
+from payops.cli.core import COUNT, DB_OPTION
 
 
 @click.group(invoke_without_command=True)
@@ -17,7 +17,7 @@ from payops.cli.core import DB_OPTION
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
               help="Only rows at or after this date (UTC), YYYY-MM-DD.")
 @click.option("--actor", help="Only rows by this actor.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=COUNT, default=50, show_default=True)
 @DB_OPTION
 @click.pass_context
 def audit(ctx: click.Context, entity, entity_id, since, actor, limit, db: Path | None) -> None:

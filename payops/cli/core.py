@@ -13,6 +13,13 @@ from payops.db import query as run_query
 from payops.errors import PayopsError
 from payops.outputs import write_csv
 
+# Where a command takes a count or an id: a number DuckDB can hold (BIGINT), so an absurd one is
+# a usage error naming the option, not an overflow deep in a query.
+COUNT = click.IntRange(min=1, max=1_000_000_000)
+ROW_ID = click.IntRange(min=1, max=2**63 - 1)
+# Dates the periods can be computed around (a day before and after stay valid dates).
+FIRST_DATE, LAST_DATE = "1970-01-01", "9998-12-30"
+
 DB_OPTION = click.option(
     "--db", "db", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="Database file (default: $PAYOPS_DB or data/payops.duckdb).",
@@ -20,12 +27,17 @@ DB_OPTION = click.option(
 
 
 def _date(ctx: click.Context, param: click.Parameter, value: str | None):
+    from datetime import date
+
     from payops.periods import parse_date
 
     try:
-        return parse_date(value)
+        day = parse_date(value)
     except PayopsError as exc:  # InvalidInput -> a click usage error naming the option
         raise click.BadParameter(exc.message) from None
+    if day is not None and not date.fromisoformat(FIRST_DATE) <= day <= date.fromisoformat(LAST_DATE):
+        raise click.BadParameter(f"{day.isoformat()} is out of range (payops handles {FIRST_DATE} to {LAST_DATE})")
+    return day
 
 
 def date_option(flag: str, name: str, text: str):

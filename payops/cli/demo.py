@@ -22,9 +22,9 @@ def _as_of(ctx: click.Context, param: click.Parameter, value: str | None) -> dat
 @click.command()
 @click.option("--seed", type=int, default=42, show_default=True,
               help="Random seed: the same seed and --as-of always give identical data.")
-@click.option("--days", type=click.IntRange(min=1), default=90, show_default=True,
+@click.option("--days", type=click.IntRange(min=1, max=3660), default=90, show_default=True,
               help="Days of history before --as-of.")
-@click.option("--customers", type=click.IntRange(min=1), default=400, show_default=True,
+@click.option("--customers", type=click.IntRange(min=1, max=10_000_000), default=400, show_default=True,
               help="Number of customers (students); each books ~0.08 sessions a day, "
                    "so 400 give ~2,900 payments over 90 days and 140000 give ~1,000,000.")
 @click.option("--as-of", "as_of", callback=_as_of, metavar="YYYY-MM-DD", default=None,

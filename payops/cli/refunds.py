@@ -12,7 +12,7 @@ import click
 
 from payops import refunds as R
 from payops.bookings import BOOKING_STATUSES
-from payops.cli.core import DB_OPTION
+from payops.cli.core import COUNT, DB_OPTION, ROW_ID
 from payops.money import format_amount
 
 BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
@@ -54,8 +54,9 @@ def refunds() -> None:
               help="Only URGENT, HIGH, LARGE or NORMAL (repeatable).")
 @click.option("--currency", help="Only this currency, e.g. usd.")
 @click.option("--search", help="Customer id, email or name, payment intent or charge (substring).")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Rows per page.")
-@click.option("--offset", type=click.IntRange(min=0), default=0, show_default=True, help="Rows to skip.")
+@click.option("--limit", type=COUNT, default=50, show_default=True, help="Rows per page.")
+@click.option("--offset", type=click.IntRange(min=0, max=COUNT.max), default=0, show_default=True,
+              help="Rows to skip.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @DB_OPTION
 def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db) -> None:
@@ -119,7 +120,7 @@ def check_cmd(payment, amount, db) -> None:
 
 
 @refunds.command("show")
-@click.argument("request_id", type=int)
+@click.argument("request_id", type=ROW_ID)
 @DB_OPTION
 def show_cmd(request_id, db) -> None:
     """One request and its audit history."""
@@ -135,7 +136,7 @@ def show_cmd(request_id, db) -> None:
 
 
 @refunds.command("approve")
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=ROW_ID, required=True)
 @click.option("--note", help="A note kept with the decision.")
 @DB_OPTION
 def approve_cmd(ids, note, db) -> None:
@@ -144,7 +145,7 @@ def approve_cmd(ids, note, db) -> None:
 
 
 @refunds.command("reject")
-@click.argument("ids", nargs=-1, type=int, required=True)
+@click.argument("ids", nargs=-1, type=ROW_ID, required=True)
 @click.option("--note", required=True, help="Why (required).")
 @DB_OPTION
 def reject_cmd(ids, note, db) -> None:
@@ -161,7 +162,7 @@ def apply_policy_cmd(db) -> None:
 
 @refunds.command("process")
 @click.option("--dry-run", is_flag=True, help="Only say what would be sent to Stripe.")
-@click.option("--limit", type=click.IntRange(min=1), help="At most this many requests.")
+@click.option("--limit", type=COUNT, help="At most this many requests.")
 @DB_OPTION
 def process_cmd(dry_run, limit, db) -> None:
     """Send APPROVED requests to Stripe as refunds (idempotent; needs the processor role)."""
@@ -169,7 +170,7 @@ def process_cmd(dry_run, limit, db) -> None:
 
 
 @refunds.command("reconcile")
-@click.option("--older-than", "older_than", type=click.IntRange(min=0), default=None,
+@click.option("--older-than", "older_than", type=click.IntRange(min=0, max=10**7), default=None,
               help="Only requests PROCESSING for more than this many minutes (default: all).")
 @DB_OPTION
 def reconcile_cmd(older_than, db) -> None:

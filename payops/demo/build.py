@@ -18,13 +18,13 @@ from payops.db import connect, database_path, transaction
 from payops.demo import records
 from payops.demo.catalog import PRICES
 from payops.demo.lifecycles import lifecycle_objects
-from payops.demo.plan import plan_marketplace
+from payops.demo.plan import demo_end, plan_marketplace
 from payops.demo.stripe_objects import StripeBuilder
 from payops.errors import InvalidInput
 from payops.ingest import ingest_into
 from payops.streams import STREAMS
 
-__all__ = ["CHUNK", "TABLES", "DemoSummary", "build_demo"]
+__all__ = ["CHUNK", "TABLES", "DemoSummary", "build_demo", "not_made_by_demo"]
 
 CHUNK = 50_000  # payments per ingest transaction
 CHECKPOINT_THRESHOLD = "64GB"
@@ -105,6 +105,63 @@ def _remove(path: Path) -> None:
             p.unlink()
 
 
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:
+    row = con.execute(sql, params).fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def not_made_by_demo(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """What the database holds that no demo build made: synced data, decisions, audit rows.
+
+    A database without a ``demo_builds`` row was never a demo, so all of its rows count.
+    Derived tables (``daily_metrics``) do not: they are recomputed from the rest.
+
+    Returns:
+        One phrase per kind of such data (``"12 sync_state rows (payops sync)"``); empty when
+        the database holds nothing but what the demo made.
+    """
+    build = con.execute("SELECT demo_now, audit_rows, refund_requests, events FROM demo_builds "
+                        "ORDER BY demo_now DESC LIMIT 1").fetchone()
+    found: list[str] = []
+    n = _rows(con, "SELECT count(*) FROM sync_state")
+    if n:
+        found.append(f"{n:,} sync_state rows (payops sync)")
+    if build is None:
+        for table in TABLES:
+            n = _rows(con, f"SELECT count(*) FROM {table}")
+            if n:
+                found.append(f"{n:,} {table} rows")
+        return found
+    demo_now, audit_rows, requests, events = build
+    con.execute("SET TimeZone = 'UTC'")
+    for table in STREAMS:
+        n = _rows(con, f"SELECT count(*) FROM {table} WHERE synced_at > ?", [demo_now])
+        if n:
+            found.append(f"{n:,} {table} rows synced after the demo was built")
+    for table, made, what in (("audit_log", audit_rows, "audit rows"), ("refund_requests", requests,
+                              "refund requests"), ("events", events, "events")):
+        n = _rows(con, f"SELECT count(*) FROM {table}") - made
+        if n > 0:
+            found.append(f"{n:,} {what} added after the demo was built")
+    n = _rows(con, "SELECT count(*) FROM audit_log WHERE \"at\" > ?", [demo_now])
+    if n and not any(f.endswith("audit rows added after the demo was built") for f in found):
+        found.append(f"{n:,} audit rows written after the demo was built")
+    return found
+
+
+def _check_replaceable(path: Path) -> None:
+    """Refuse to delete ``path`` when it holds anything a user synced, decided or audited."""
+    if not path.exists():
+        return
+    with connect(path) as con:
+        found = not_made_by_demo(con)
+    if found:
+        raise InvalidInput(
+            f"refusing to replace {path}: it holds data the demo did not make ({'; '.join(found)}); nothing "
+            "was deleted. Build the demo in its own file (make demo uses data/demo.duckdb, or --db FILE), "
+            "or remove this one yourself if you mean it.")
+
+
 def build_demo(
     db: str | Path | None = None,
     *,
@@ -114,6 +171,7 @@ def build_demo(
     as_of: date | None = None,
     replace: bool = False,
     progress: bool = True,
+    now: datetime | None = None,
 ) -> DemoSummary:
     """Build a deterministic demo marketplace (a tutoring platform) in the database.
 
@@ -129,31 +187,39 @@ def build_demo(
     marketplace sees (:mod:`payops.demo.lifecycles`: payment intents in flight or canceled,
     pending refunds, inquiries, a failed payout), and the events of the last day.
 
-    Every object goes through :func:`payops.ingest.ingest_into`. The same ``seed`` and
-    ``as_of`` always give byte-identical tables; nothing depends on the wall clock except
-    the default ``as_of``.
+    The demo's "now" is 12:00 UTC of ``as_of``, or ``now`` when that is earlier (without
+    ``as_of``: ``now`` itself), so nothing it creates lies in the future of the real clock.
+
+    Every object goes through :func:`payops.ingest.ingest_into`. The same ``seed`` and a past
+    ``as_of`` always give byte-identical tables; nothing else depends on the wall clock.
 
     Args:
         db: the database file; default the ``PAYOPS_DB`` setting.
         seed: the random seed.
         days: how many days of history before ``as_of`` (12:00 UTC).
         customers: how many customers (students).
-        as_of: the day the demo is "now" at 12:00 UTC; default today (UTC).
-        replace: delete an existing database file first.
+        as_of: the day the demo is "now" at 12:00 UTC (or ``now``, if earlier); default today (UTC).
+        replace: delete an existing database file first, but only one that holds nothing but
+            a demo's rows (see :func:`not_made_by_demo`).
         progress: show a progress bar.
+        now: the real clock (default: the clock; tests pass one).
 
     Returns:
         A :class:`DemoSummary` with the path, row counts per table and the time taken.
 
     Raises:
-        InvalidInput: bad sizes, or the database already has data and ``replace`` is false.
+        InvalidInput: bad sizes, ``as_of`` in the future, the database already has data and
+            ``replace`` is false, or ``replace`` would delete data the demo did not make.
     """
     if days < 1 or customers < 1:
         raise InvalidInput(f"days and customers must be at least 1 (got days={days}, customers={customers})")
     started = time.perf_counter()
-    as_of = as_of or datetime.now(UTC).date()
+    now = now or datetime.now(UTC)
+    end = demo_end(as_of, now)
+    as_of = as_of or datetime.fromtimestamp(end, UTC).date()
     path = database_path(db)
     if replace:
+        _check_replaceable(path)
         _remove(path)
     gc_was_enabled = gc.isenabled()
     # Millions of small dicts: the cyclic GC would rescan them all, again and again, for nothing.
@@ -166,7 +232,7 @@ def build_demo(
             # One checkpoint at the end instead of one per commit (each rewrites the indexes).
             con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             timings: dict[str, float] = {}
-            counts = _build(con, seed, days, customers, as_of, progress, timings)
+            counts = _build(con, seed, days, customers, as_of, end, progress, timings)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -174,14 +240,14 @@ def build_demo(
                        elapsed=time.perf_counter() - started, timings=timings)
 
 
-def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int, as_of: date, progress: bool,
-           timings: dict[str, float]) -> dict[str, int]:
+def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int, as_of: date, end: int,
+           progress: bool, timings: dict[str, float]) -> dict[str, int]:
     from tqdm.auto import tqdm
 
     clock = time.perf_counter()
     policy = get_settings().refund_policy
     plan = plan_marketplace(seed, days, customers, as_of, large={c: policy.large_threshold(c) for c in PRICES},
-                            request_ids=lambda n: records.new_request_ids(con, n))
+                            request_ids=lambda n: records.new_request_ids(con, n), end=end)
     timings["plan"] = time.perf_counter() - clock
 
     n = len(plan.payments)
@@ -216,6 +282,8 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
     with transaction(con):
         records.insert_refund_requests(con, plan.requests)
         records.append_audit_rows(con, records.audit_rows(plan.requests, plan.audit))
+        con.execute("INSERT INTO demo_builds SELECT ?, ?, ?, (SELECT count(*) FROM audit_log), "
+                    "(SELECT count(*) FROM refund_requests), (SELECT count(*) FROM events)", [seed, as_of, moment])
     timings["requests"] = time.perf_counter() - clock
     clock = time.perf_counter()
     bar.set_postfix_str("writing the database file")

@@ -23,10 +23,13 @@ from typing import NamedTuple, TypeVar
 
 from payops.demo import catalog as c
 from payops.demo.catalog import DAY, HOUR
+from payops.errors import InvalidInput
 from payops.money import exponent
 
-__all__ = ["AuditEvent", "Customer", "DemoRequest", "Draws", "Payment", "Plan", "midnight", "plan_marketplace",
-           "weighted"]
+IN_FLIGHT = 15 * 60  # a PROCESSING request of the demo went to Stripe at most this long before its "now"
+
+__all__ = ["AuditEvent", "Customer", "DemoRequest", "Draws", "Payment", "Plan", "demo_end", "midnight",
+           "plan_marketplace", "weighted"]
 
 T = TypeVar("T")
 
@@ -48,6 +51,26 @@ def weighted(rng: random.Random, pairs: Sequence[tuple[T, float]]) -> Callable[[
 
 def _moment(as_of: date) -> int:
     return int(datetime(as_of.year, as_of.month, as_of.day, 12, tzinfo=UTC).timestamp())
+
+
+def demo_end(as_of: date | None, now: datetime) -> int:
+    """The demo's "now" (epoch seconds): 12:00 UTC of ``as_of``, but never after ``now``.
+
+    Without ``as_of`` it is ``now`` itself (to the minute), so what the demo leaves in flight
+    (a refund request PROCESSING, the last sync) is as young as it would be in a live system.
+
+    Raises:
+        InvalidInput: ``as_of`` is after the UTC day of ``now``.
+    """
+    wall = int(now.timestamp()) // 60 * 60
+    if as_of is None:
+        return wall
+    if as_of < date(2000, 1, 1):
+        raise InvalidInput(f"--as-of {as_of} is too early (the demo starts in 2000 at the earliest)")
+    if as_of > now.astimezone(UTC).date():
+        raise InvalidInput(f"--as-of {as_of} is in the future (today is {now.astimezone(UTC).date()} UTC); "
+                           "the demo never creates anything after the real clock")
+    return min(_moment(as_of), wall)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -174,7 +197,8 @@ class Plan:
 
     Attributes:
         draws: the random stream, where the plan left it.
-        start, end: the period (epoch seconds); ``end`` is ``as_of`` at 12:00 UTC.
+        start, end: the period (epoch seconds); ``end`` is ``as_of`` at 12:00 UTC, or the real
+            clock when that is earlier (:func:`demo_end`).
         tutors: ``(tutor id, rate tier, Connect account id)``.
         audit: every request's history, in the order it was planned.
     """
@@ -191,11 +215,12 @@ class Plan:
 
 
 class _Planner:
-    def __init__(self, seed: int, days: int, customers: int, as_of: date, large: dict[str, int]):
+    def __init__(self, seed: int, days: int, customers: int, as_of: date, large: dict[str, int],
+                 end: int | None = None):
         self.draws = Draws(seed)
         self.rng = self.draws.rng
         self.days, self.n_customers, self.as_of, self.large = days, customers, as_of, large
-        self.end = _moment(as_of)
+        self.end = _moment(as_of) if end is None else end
         self.start = self.end - days * DAY
         self.plan = Plan(self.draws, as_of, self.start, self.end)
 
@@ -240,7 +265,7 @@ class _Planner:
             dt = datetime.fromtimestamp(t0, UTC)
             k = _poisson(rng, lam_hour * c.DAY_F[dt.weekday()] * c.HOUR_F[dt.hour])
             times.extend(sorted(t0 + rng.randrange(HOUR) for _ in range(k)))
-        yesterday = self.end - 12 * HOUR - DAY  # 00:00 of the day before as_of
+        yesterday = self.end - self.end % DAY - DAY  # 00:00 UTC of the day before as_of
         if not any(yesterday <= t < yesterday + DAY for t in times[-max(1, len(times) // self.days * 3):]):
             times.append(yesterday + 17 * HOUR + rng.randrange(HOUR))
             times.sort()
@@ -428,6 +453,10 @@ class _Planner:
         """Send an APPROVED ``req`` to Stripe; it stays PROCESSING, or ends PROCESSED or FAILED."""
         rng, rid = self.rng, req.id
         t2 = self._later(approved_at, 0.01, 0.2, 6 * HOUR)
+        if status == "PROCESSING":
+            # in flight, as in a live system: younger than any stuck-processing threshold, so a
+            # `payops fix --dry-run` right after the demo finds nothing to repair
+            t2 = max(approved_at + 1, min(self.end - 1, max(t2, self.end - IN_FLIGHT)))
         processor = rng.choice(c.REVIEWERS)
         req.status, req.attempts, req.updated_at = "PROCESSING", 1, t2
         events = [AuditEvent(t2, rid, processor, "process", "APPROVED", "PROCESSING", None)]
@@ -447,7 +476,7 @@ class _Planner:
 
 
 def plan_marketplace(seed: int, days: int, customers: int, as_of: date, *, large: dict[str, int],
-                     request_ids: Callable[[int], list[int]]) -> Plan:
+                     request_ids: Callable[[int], list[int]], end: int | None = None) -> Plan:
     """Decide the whole demo marketplace from ``seed``.
 
     Args:
@@ -458,11 +487,12 @@ def plan_marketplace(seed: int, days: int, customers: int, as_of: date, *, large
         large: the LARGE threshold per currency (minor units), so the plan holds LARGE requests.
         request_ids: given how many refund requests the plan holds, returns their ids
             (from the database's sequence), ascending.
+        end: the demo's "now" in epoch seconds (see :func:`demo_end`); default 12:00 UTC of ``as_of``.
 
     Returns:
         The :class:`Plan`, its random stream ready for the builder.
     """
-    planner = _Planner(seed, days, customers, as_of, large)
+    planner = _Planner(seed, days, customers, as_of, large, end)
     planner.customers()
     favorite = planner.tutors()
     planner.payments(favorite)

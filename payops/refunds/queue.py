@@ -171,7 +171,7 @@ def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None,
     if sort not in _ORDERS:
         raise InvalidInput(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
     order = _ORDERS[sort]
-    with connect(db) as con:
+    with connect(db, create=False) as con:
         sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer,
                                 waiting_for)
         page = "" if limit is None else f" LIMIT {int(limit)} OFFSET {int(offset or 0)}"
@@ -201,7 +201,7 @@ def queue_count(*, status=("PENDING",), priority=None, currency=None, min_amount
     """How many requests :func:`queue` would list with the same filters (all pages)."""
     settings = get_settings()
     now = now or utcnow()
-    with connect(db) as con:
+    with connect(db, create=False) as con:
         sql, params = _base_sql(con, settings, now, status, priority, currency, min_amount, search, customer,
                                 waiting_for)
         return int(con.execute(f"{sql} SELECT count(*) FROM ranked", params).fetchall()[0][0])
@@ -214,7 +214,7 @@ def pending_by_priority(*, db=None, now=None) -> dict[str, int]:
     """
     settings = get_settings()
     now = now or utcnow()
-    with connect(db) as con:
+    with connect(db, create=False) as con:
         sql, params = _base_sql(con, settings, now, ("PENDING",), None, None, None, None)
         u, h, lg, n = con.execute(
             f"""{sql} SELECT count(*) FILTER (WHERE is_urgent), count(*) FILTER (WHERE is_high),
