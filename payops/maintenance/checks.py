@@ -320,7 +320,9 @@ def _link_or_fail(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext) -
 _MISMATCH_SQL = (
     "SELECT c.id, coalesce(c.amount_refunded, 0), coalesce(sum(f.amount) FILTER "
     "(WHERE f.status NOT IN ('failed', 'canceled')), 0) AS total "
-    "FROM charges c LEFT JOIN refunds f ON f.charge = c.id {where} "
+    "FROM charges c LEFT JOIN refunds f ON f.charge = c.id "
+    # an uncaptured charge's amount_refunded is its released authorisation: Stripe makes no refund for it
+    "WHERE coalesce(c.captured, true) {where} "
     "GROUP BY c.id, c.amount_refunded HAVING coalesce(c.amount_refunded, 0) <> total ORDER BY c.id"
 )
 
@@ -346,7 +348,7 @@ def _refetch_charge(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext)
     try:
         with transaction(con):
             ingest_into(con, [charge] + refunds_)
-            left = con.execute(_MISMATCH_SQL.format(where="WHERE c.id = ?"), [cid]).fetchall()
+            left = con.execute(_MISMATCH_SQL.format(where="AND c.id = ?"), [cid]).fetchall()
             if left:
                 raise _StillWrong(left[0])
             f.outcome = (f"re-fetched the charge and {len(refunds_)} refund(s): "
@@ -365,7 +367,9 @@ def _refetch_charge(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext)
 
 def _find_charge_without_bt(con: duckdb.DuckDBPyConnection, ctx: FixContext) -> list[Finding]:
     rows = con.execute(
-        "SELECT c.id, c.balance_transaction FROM charges c WHERE c.status = 'succeeded' AND "
+        # an uncaptured (authorised only) or pending charge has no balance transaction on Stripe yet
+        "SELECT c.id, c.balance_transaction FROM charges c WHERE c.status = 'succeeded' "
+        "AND coalesce(c.captured, true) AND "
         "(c.balance_transaction IS NULL OR NOT EXISTS "
         " (SELECT 1 FROM balance_transactions b WHERE b.id = c.balance_transaction)) ORDER BY c.id").fetchall()
     archived = archived_ids("balance_transactions", ctx.archive) if rows else set()
