@@ -27,7 +27,7 @@ import pandas as pd
 from payops.config import get_settings
 from payops.errors import DatabaseBusy, DatabaseError, QueryRefused
 
-__all__ = ["connect", "transaction", "query", "migrate", "MIGRATIONS", "database_path", "require", "missing",
+__all__ = ["connect", "reuse", "transaction", "query", "migrate", "MIGRATIONS", "database_path", "require", "missing",
            "SANDBOX_CONFIG", "QUERY_STATEMENTS"]
 
 _LOCK_RE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
@@ -164,6 +164,29 @@ def connect(
         yield con
     finally:
         con.close()
+
+
+@contextmanager
+def reuse(
+    con: duckdb.DuckDBPyConnection | None,
+    path: str | Path | None = None,
+    *,
+    read_only: bool = False,
+    create: bool = True,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``con`` when the caller already has one open, else a short connection of this call's own.
+
+    How library reads compose: a function that answers one user-visible step with several
+    reads (a screen of the review app) opens one connection and hands it to each of them,
+    instead of each opening its own. The caller's connection is left open (the caller's
+    ``with`` closes it); an own connection is closed at the end of the block, as always.
+    ``read_only`` and ``create`` are :func:`connect`'s, for an own connection.
+    """
+    if con is not None:
+        yield con
+        return
+    with connect(path, read_only=read_only, create=create) as own:
+        yield own
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from payops import money
@@ -36,6 +37,7 @@ BREAKDOWN_FIGURES: tuple[tuple[str, str], ...] = (("Amount", "amount"),) + tuple
     (label, name) for name, (label, _) in money.FIGURES.items())
 
 _Db = str | Path | None
+_Con = duckdb.DuckDBPyConnection | None
 
 
 def _charge_money_sql(where: str, bps: int) -> str:
@@ -116,7 +118,7 @@ def _plain(value: Any) -> Any:
         return value
 
 
-def breakdown(payment_id: str, *, db: _Db = None) -> dict[str, Any] | None:
+def breakdown(payment_id: str, *, db: _Db = None, con: _Con = None) -> dict[str, Any] | None:
     """Where the money of one payment went, with the names and rules of the daily metrics.
 
     Money keys (integers in minor units of ``currency``): ``amount`` (the charge's amount) and
@@ -130,17 +132,18 @@ def breakdown(payment_id: str, *, db: _Db = None) -> dict[str, Any] | None:
 
     Args:
         payment_id: a payment intent (``pi_...``) or a charge (``ch_...``).
+        con: an open connection to read on (a composed read); default a short one of its own.
 
     Returns:
         The breakdown, or None if the payment is unknown.
     """
     where = "c.payment_intent = $id" if str(payment_id).startswith("pi_") else "c.id = $id"
-    with reader(db) as con:
-        df = con.execute(_charge_money_sql(where, get_settings().platform_fee_bps), {"id": payment_id}).df()
+    with reader(db, con) as c:
+        df = c.execute(_charge_money_sql(where, get_settings().platform_fee_bps), {"id": payment_id}).df()
         if df.empty:
             return None
         main = df.assign(ok=df["status"].eq("succeeded")).sort_values(["ok", "created"], ascending=False).iloc[0]
-        booking = con.execute(
+        booking = c.execute(
             "SELECT booking_id, status, session_start, tutor_id FROM bookings WHERE payment_intent = ? LIMIT 1",
             [main["payment_intent"]]).fetchone()
     out: dict[str, Any] = {k: _plain(main[k]) for k in ("charge", "payment_intent", "customer", "currency", "status")}
@@ -217,13 +220,14 @@ def timeline(payment_id: str, *, db: _Db = None) -> pd.DataFrame:
     return df
 
 
-def refunds_of(payment_intent: str, *, db: _Db = None) -> pd.DataFrame:
+def refunds_of(payment_intent: str, *, db: _Db = None, con: _Con = None) -> pd.DataFrame:
     """The Stripe refunds of one payment intent, oldest first.
 
-    Columns: created, id, amount, currency, status, reason, payops_request_id.
+    Columns: created, id, amount, currency, status, reason, payops_request_id. ``con``: as
+    :func:`breakdown`.
     """
-    with reader(db) as con:
-        return con.execute(
+    with reader(db, con) as c:
+        return c.execute(
             "SELECT created, id, amount, currency, status, reason, payops_request_id FROM refunds "
             "WHERE payment_intent = ? ORDER BY created, id", [payment_intent]).df()
 

@@ -145,8 +145,15 @@ def check_range(start: str | date | None, end: str | date | None) -> tuple[date,
 
 
 @contextmanager
-def reader(db: str | Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection, so readers can share the file; a missing file is an error naming it."""
+def reader(db: str | Path | None = None,
+           con: duckdb.DuckDBPyConnection | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection, so readers can share the file; a missing file is an error naming it.
+
+    ``con``: a connection the caller already has open, used as it is (and left open).
+    """
+    if con is not None:
+        yield con
+        return
     path = database_path(db)
     with connect(path, read_only=True) as con:  # a reader never creates a database
         yield con

@@ -6,6 +6,7 @@ import copy
 import time
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import factories as f
 import pytest
 from click.testing import CliRunner
@@ -245,6 +246,44 @@ def _aged(rid: int, days: float) -> None:
     with connect() as con:
         con.execute("UPDATE refund_requests SET requested_at = now() - to_microseconds(?) WHERE id = ?",
                     [int(days * 86400e6), rid])
+
+
+def test_queue_page_is_one_screen_from_one_connection(monkeypatch):
+    ids = []
+    # (amount, age in days, currency): NORMAL, LARGE, HIGH, URGENT and LARGE, URGENT
+    for i, (amount, age, cur) in enumerate([(1000, 0.1, "usd"), (6000, 0.2, "usd"), (1000, 2, "eur"),
+                                            (6000, 4, "usd"), (1000, 5, "usd")], start=1):
+        seed_payment(i, amount=amount, currency=cur)
+        ids.append(R.request(f"pi_{i}", reason="duplicate")["id"])
+        _aged(ids[-1], age)
+    now = datetime.now(UTC)
+    real, opened = duckdb.connect, [0]
+
+    def counting(*args, **kwargs):
+        opened[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", counting)
+    page = R.queue_page(page=1, page_size=2, now=now)
+    assert opened[0] == 1
+    assert (page.total, page.pages, page.page, page.offset) == (5, 3, 1, 2)
+    assert list(page.rows["id"]) == list(R.queue(limit=2, offset=2, now=now)["id"]) == [ids[3 - 1], ids[2 - 1]]
+    assert page.by_priority == R.pending_by_priority(now=now) == {"URGENT": 2, "HIGH": 1, "LARGE": 2, "NORMAL": 1}
+    assert page.waiting is None and page.currencies == ["eur", "usd"]
+    last = R.queue_page(page=7, page_size=2, now=now)  # past the end: the last page
+    assert last.page == 2 and list(last.rows["id"]) == [ids[0]]
+    large = R.queue_page(priority="LARGE", sort="amount", page_size=10, now=now)
+    assert large.total == 2 and large.by_priority == page.by_priority and set(large.rows["id"]) == {ids[1], ids[3]}
+    none = R.queue_page(status="APPROVED", page=3)
+    assert (none.total, none.page, none.pages) == (0, 0, 1)
+    assert none.rows.empty and list(none.rows.columns) == list(R.QUEUE_COLUMNS)
+    with connect() as con:
+        opened[0] = 0
+        again = R.queue_page(page=1, page_size=2, now=now, con=con)  # the caller's connection, left open
+        assert opened[0] == 0 and con.execute("SELECT 1").fetchone() == (1,)
+    assert list(again.rows["id"]) == list(page.rows["id"])
+    with pytest.raises(InvalidInput, match="unknown sort"):
+        R.queue_page(sort="id")
 
 
 def test_queue_order_and_badges():

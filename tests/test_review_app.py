@@ -14,12 +14,15 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import factories as F
+import pandas as pd
 import pytest
 
-from payops import refunds
+from payops import payments, refunds
 from payops.audit import list_rows
-from payops.errors import PayopsError
+from payops.db import connect
+from payops.errors import NotFound, PayopsError
 from payops.ingest import ingest_objects
 from payops.service import LocalActions
 from payops.ui import review_html as H
@@ -613,6 +616,35 @@ def test_the_app_holds_no_database_connection(requests, db_path):
     assert app.total == N
 
 
+def _opens(monkeypatch) -> list[int]:
+    """A counter of the DuckDB connections opened from now on (each still a real connection)."""
+    real, opened = duckdb.connect, [0]
+
+    def counting(*args, **kwargs):
+        opened[0] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", counting)
+    return opened
+
+
+def test_each_step_opens_the_database_once_per_read(requests, roles, monkeypatch):
+    opened = _opens(monkeypatch)
+    app = _app("ana", page_size=10)
+    assert opened[0] == 2  # the queue's page with its counts and currencies; the open request
+    assert [v for _, v in app.w_currency.options] == ["all", "eur", "usd"]
+    opened[0] = 0
+    app.open(app.ids[3])
+    assert opened[0] == 1
+    opened[0] = 0
+    app.w_next.click()  # another page: its first request opens
+    assert opened[0] == 2 and app.page == 1
+    opened[0] = 0
+    app.w_note.value = "session was held"
+    app.w_reject_one.click()  # the decision; the queue; the next request
+    assert opened[0] == 3 and app.results[0].ok
+
+
 def test_text_repr_is_short_and_stable(requests):
     app = _app("ana")
     bundle = app._repr_mimebundle_()
@@ -651,8 +683,38 @@ def test_waiting_for_lists_large_requests_a_senior_may_second(requests, roles):
     assert refunds.queue_count(waiting_for="carla") == 2
     assert set(refunds.queue(waiting_for="carla")["id"]) == set(large[:2])
     assert refunds.queue_count(waiting_for="ana") == 0  # ana gave the first approvals
+    assert refunds.queue_page(count_waiting_for="carla").waiting == 2
+    assert refunds.queue_page().waiting is None
     refunds.approve(large[0], user="carla")  # second approval: no longer waiting
     assert list(refunds.queue(waiting_for="carla")["id"]) == [large[1]]
+    assert refunds.queue_page(count_waiting_for="carla").waiting == 1
+
+
+def test_request_detail_is_the_panes_reads_on_one_connection(requests, db_path, monkeypatch):
+    rid = requests["pi_3"]
+    opened = _opens(monkeypatch)
+    d = refunds.request_detail(rid)
+    assert opened[0] == 1
+    assert d.request == refunds.get(rid)
+    assert d.verdict == refunds.check("pi_3", _amount(3), exclude=rid)  # its own amount is not "another"
+    assert d.verdict is not None and d.verdict.eligible
+    assert d.breakdown == payments.breakdown("pi_3")
+    assert d.booking == {"booking_id": "bk_3", "booking_status": None, "session_start": None, "tutor_id": None}
+    pd.testing.assert_frame_equal(d.history, refunds.history(rid))
+    assert d.stripe_refunds is not None and d.stripe_refunds.empty
+    assert d.customer is not None and d.customer["requests"].empty and d.customer["disputes"].empty
+    assert d.live is False
+    refunds.reject(rid, note="session was held", user="tester")
+    after = refunds.request_detail(rid)
+    assert after.request.status == "REJECTED" and after.verdict == refunds.check("pi_3")
+    assert list(after.history["action"])[-1] == "refund_request.reject"
+    with connect(db_path) as con:
+        opened[0] = 0
+        again = refunds.request_detail(rid, con=con)  # the caller's connection, left open
+        assert opened[0] == 0 and con.execute("SELECT 1").fetchone() == (1,)
+    assert again.request == after.request
+    with pytest.raises(NotFound):
+        refunds.request_detail(987654)
 
 
 def test_customer_history_lists_other_requests_and_disputes(requests, db_path):

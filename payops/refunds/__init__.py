@@ -17,7 +17,9 @@ States::
 Modules: :mod:`~payops.refunds.model` (the request, statuses, transitions),
 :mod:`~payops.refunds.rules` (LARGE, priorities, open, pending-at, in Python and SQL),
 :mod:`~payops.refunds.eligibility`, :mod:`~payops.refunds.intake` (opening requests, CSV
-import), :mod:`~payops.refunds.queue`, :mod:`~payops.refunds.decisions`,
+import), :mod:`~payops.refunds.queue` (with :func:`queue_page`, one screen of the review app on
+one connection), :mod:`~payops.refunds.detail` (:func:`request_detail`, the review app's detail
+pane on one connection), :mod:`~payops.refunds.decisions`,
 :mod:`~payops.refunds.processing` and :mod:`~payops.refunds.store` (reads, and the writes
 other modules need).
 """
@@ -25,6 +27,7 @@ other modules need).
 from __future__ import annotations
 
 from payops.refunds.decisions import apply_policy, approve, reject
+from payops.refunds.detail import RequestDetail, request_detail
 from payops.refunds.eligibility import PaymentFacts, check, eligibility_reasons, load_facts
 from payops.refunds.intake import CSV_COLUMNS, ImportLine, import_csv, parse_amount, request
 from payops.refunds.model import (
@@ -47,7 +50,16 @@ from payops.refunds.model import (
     transition,
 )
 from payops.refunds.processing import process, reconcile, sync_refund_failures
-from payops.refunds.queue import QUEUE_COLUMNS, SORTS, customer_history, pending_by_priority, queue, queue_count
+from payops.refunds.queue import (
+    QUEUE_COLUMNS,
+    SORTS,
+    QueuePage,
+    customer_history,
+    pending_by_priority,
+    queue,
+    queue_count,
+    queue_page,
+)
 from payops.refunds.rules import (
     decided_at_sql,
     decided_moment,
@@ -78,13 +90,14 @@ __all__ = [
     # constants and types
     "STATUSES", "REASONS", "PRIORITIES", "OPEN_STATUSES", "TEXT_COLUMNS", "COLUMNS", "ENTITY", "QUEUE_COLUMNS", "SORTS",
     "CSV_COLUMNS", "Status", "Reason", "RefundRequest", "Verdict", "ActionResult", "PaymentFacts", "ImportLine",
+    "QueuePage", "RequestDetail",
     # the state machine
     "TRANSITIONS", "IllegalTransition", "check_transition", "transition",
     # eligibility
     "check", "load_facts", "eligibility_reasons",
     # requests and the queue
     "request", "parse_amount", "import_csv", "get", "history", "queue", "queue_count", "pending_by_priority",
-    "customer_history",
+    "customer_history", "queue_page", "request_detail",
     # decisions and processing
     "approve", "reject", "apply_policy", "process", "reconcile", "sync_refund_failures", "idempotency_key",
     # the rules, in Python and as SQL

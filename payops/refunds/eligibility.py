@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from payops.config import RefundPolicy, Settings, get_settings
-from payops.db import connect
+from payops.db import reuse
 from payops.errors import InvalidInput, NotFound
 from payops.money import format_amount
 from payops.refunds.model import OPEN_STATUSES, Verdict, utcnow
@@ -317,14 +317,16 @@ def verdict(con: duckdb.DuckDBPyConnection, payment_id: str, amount: int | None 
     return Verdict(eligible=not reasons, reasons=reasons, payment=facts.as_dict())
 
 
-def check(payment_id: str, amount: int | None = None, *, exclude: int | None = None, db=None) -> Verdict:
+def check(payment_id: str, amount: int | None = None, *, exclude: int | None = None, db=None,
+          con=None) -> Verdict:
     """Can ``payment_id`` (``pi_...`` or ``ch_...``) be refunded, by ``amount`` (minor units)?
 
     Returns a :class:`Verdict` with every reason it cannot (not succeeded, disputed, fully
     refunded, more than refundable = captured - refunded - other open requests, outside the
     refund window). ``exclude``: a request id whose own amount does not count as another
     open request (what :func:`approve` and :func:`process` ask for that request).
-    Raises :class:`~payops.errors.NotFound` for an unknown payment.
+    Raises :class:`~payops.errors.NotFound` for an unknown payment. ``con``: an open
+    connection to read on (a composed read); default a short one of its own.
     """
-    with connect(db) as con:
-        return verdict(con, payment_id, amount, exclude=exclude)
+    with reuse(con, db) as c:
+        return verdict(c, payment_id, amount, exclude=exclude)

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from payops import audit
-from payops.db import connect
+from payops.db import reuse
 from payops.errors import InvalidInput, NotFound
 from payops.refunds.model import (
     COLUMNS,
@@ -39,19 +39,22 @@ _TIMES = frozenset({"requested_at", "first_approved_at", "decided_at", "processe
 _INTS = {"id": pa.int64(), "amount": pa.int64(), "attempts": pa.int32(), "retries": pa.int32()}
 
 
-def get(request_id: int, *, db=None) -> RefundRequest:
-    """One refund request; :class:`~payops.errors.NotFound` if there is none."""
-    with connect(db) as con:
-        req = load(con, request_id)
+def get(request_id: int, *, db=None, con=None) -> RefundRequest:
+    """One refund request; :class:`~payops.errors.NotFound` if there is none.
+
+    ``con``: an open connection to read on (a composed read); default a short one of its own.
+    """
+    with reuse(con, db) as c:
+        req = load(c, request_id)
     if req is None:
         raise NotFound(f"no refund request {request_id}")
     return req
 
 
-def history(request_id: int, *, db=None) -> pd.DataFrame:
-    """The audit rows of one request, oldest first."""
-    with connect(db) as con:
-        return con.execute(
+def history(request_id: int, *, db=None, con=None) -> pd.DataFrame:
+    """The audit rows of one request, oldest first (``con``: as :func:`get`)."""
+    with reuse(con, db) as c:
+        return c.execute(
             'SELECT id, "at", actor, action, "before", after, note FROM audit_log '
             "WHERE entity = ? AND entity_id = ? ORDER BY id", [ENTITY, str(int(request_id))]).df()
 

@@ -18,8 +18,10 @@ Safety rules the app keeps:
 Decisions go through one small object, :class:`payops.service.RefundActions` (the library
 as this user in single-user mode, ``payops serve`` with the user's hub token in team mode,
 where the hub, not this process, says who the user is); the queue and the detail come from
-library reads (:mod:`payops.refunds`, :mod:`payops.ui.display`). The app holds no
-database connection between actions.
+two library reads, :func:`payops.refunds.queue_page` (the page, its counts, the currencies)
+and :func:`payops.refunds.request_detail` (the detail pane), each on one short connection:
+opening the database costs more than the queries, so a screen opens it at most twice. The
+app holds no database connection between actions.
 
 Keyboard: ipywidgets has no clean way to bind keys (it needs an extra front-end extension
 such as ipyevents, which Voila would also have to serve), so there are no shortcuts; every
@@ -46,7 +48,7 @@ import ipywidgets as W
 import pandas as pd
 from IPython.display import display
 
-from payops import payments, refunds
+from payops import refunds
 from payops.config import get_settings
 from payops.errors import PayopsError
 from payops.money import exponent, from_decimal
@@ -148,7 +150,8 @@ class RefundReview:
         self.queue = QueueRows(self.page_size, on_tick=self._on_row_tick, on_open=self._on_open,
                                on_select_all=self.select_page, on_page=lambda step: self.go_to(self.page + step))
         self.pane = DetailPane(on_approve=lambda rid, note: self._decide_open("Approve", note, rid),
-                               on_reject=lambda rid, note: self.reject_open(note, request_id=rid), db=self.db)
+                               on_reject=lambda rid, note: self.reject_open(note, request_id=rid), db=self.db,
+                               now=self.now)
         # Short names for the widgets people (and tests) use most.
         self.w_note, self.w_detail = self.pane.note, self.pane.detail
         self.w_select_all, self.w_prev, self.w_next = self.queue.select_all, self.queue.prev, self.queue.next
@@ -157,12 +160,8 @@ class RefundReview:
                                    layout=W.Layout(width="170px")).add_class("payops-filter-status")
         self.w_priority = W.Dropdown(options=_PRIORITY_OPTIONS, value=_ALL, description="Priority", style=wide,
                                      layout=W.Layout(width="180px")).add_class("payops-filter-priority")
-        try:
-            currencies = payments.request_currencies(db=self.db)
-        except PayopsError:
-            currencies = []
-        self.w_currency = W.Dropdown(options=[("Any currency", _ALL)] + [(c.upper(), c) for c in currencies],
-                                     value=_ALL, description="Currency", style=wide,
+        # Its currencies come with each page of the queue (see _set_currencies).
+        self.w_currency = W.Dropdown(options=[("Any currency", _ALL)], value=_ALL, description="Currency", style=wide,
                                      layout=W.Layout(width="190px")).add_class("payops-filter-currency")
         self.w_sort = W.Dropdown(options=_SORT_OPTIONS, value="priority", description="Sort", style=wide,
                                  layout=W.Layout(width="270px")).add_class("payops-sort")
@@ -300,20 +299,18 @@ class RefundReview:
 
     def refresh(self) -> RefundReview:
         """Read the current page again from the database and redraw (ticks of hidden rows are dropped)."""
-        f = self._query_filters()
         try:
-            self.total = int(refunds.queue_count(**f, db=self.db, now=self.now))
-            if self.page >= self.pages:
-                self.page = self.pages - 1
-            self.rows = refunds.queue(**f, sort=self.sort, limit=self.page_size,
-                                      offset=self.page * self.page_size, db=self.db, now=self.now)
-            counts = refunds.pending_by_priority(db=self.db, now=self.now)
-            waiting = (refunds.queue_count(waiting_for=self.user, db=self.db, now=self.now)
-                       if self.waiting_filter else None)
+            # One connection for the page, its counts and the currencies.
+            shown = refunds.queue_page(**self._query_filters(), sort=self.sort, page=self.page,
+                                       page_size=self.page_size,
+                                       count_waiting_for=self.user if self.waiting_filter else None,
+                                       db=self.db, now=self.now)
         except PayopsError as exc:
             self._say(f"Could not read the queue: {exc.message}", ok=False)
             return self
-        self._render_header(counts, waiting)
+        self.total, self.page, self.rows = shown.total, shown.page, shown.rows
+        self._set_currencies(shown.currencies)
+        self._render_header(shown.by_priority, shown.waiting)
         self._render_rows()
         return self
 
@@ -598,6 +595,20 @@ class RefundReview:
             self.w_search.value = f["search"] or ""
             self.w_sort.value = self.sort
             self.w_waiting.value = bool(f["waiting_for_me"])
+        finally:
+            self._quiet = False
+
+    def _set_currencies(self, currencies: list[str]) -> None:
+        """The currency filter's choices: those requests exist in, and the one chosen (kept)."""
+        chosen = self.filters["currency"]
+        values = list(currencies) + ([chosen] if chosen and chosen not in currencies else [])
+        options = [("Any currency", _ALL)] + [(c.upper(), c) for c in values]
+        if [tuple(o) for o in self.w_currency.options] == options:
+            return
+        self._quiet = True
+        try:
+            self.w_currency.options = options
+            self.w_currency.value = chosen or _ALL
         finally:
             self._quiet = False
 

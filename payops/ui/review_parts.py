@@ -4,20 +4,19 @@
 cells per row) and reports ticks and clicks to callbacks; :class:`DetailPane` shows one
 request with its decision buttons. Neither decides anything nor keeps state beyond what is on
 screen: :class:`payops.ui.review.RefundReview` owns the selection, the open request and the
-decisions. The pane's data comes from library reads (:mod:`payops.refunds`,
-:mod:`payops.ui.display`).
+decisions. The pane's data comes from one library read, :func:`payops.refunds.request_detail`
+(one database connection per request shown).
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, is_dataclass
 from typing import Any
 
 import ipywidgets as W
 
-from payops import payments, refunds
+from payops import refunds
 from payops.errors import PayopsError
 from payops.ui import review_html as H
 
@@ -25,11 +24,6 @@ __all__ = ["QueueRows", "DetailPane", "NO_REQUEST"]
 
 _STATE_KEYS = ("status", "first_approver", "second_approver", "decided_by")
 NO_REQUEST = "<i class='payops-muted'>Open a request (its number in the queue) to see it here.</i>"
-
-
-def _as_dict(row: Any) -> dict:
-    # The refunds package may return a RefundRequest dataclass instead of a dict.
-    return asdict(row) if is_dataclass(row) and not isinstance(row, type) else dict(row)
 
 
 class QueueRows:
@@ -134,11 +128,13 @@ class DetailPane:
         on_approve: called with (request id, note) when "Approve #N" is pressed.
         on_reject: called with (request id, note) when "Reject #N" is pressed.
         db: the database file the details are read from.
+        now: the moment the refund window is measured against (default: now); for tests.
     """
 
     def __init__(self, *, on_approve: Callable[[int, str | None], Any], on_reject: Callable[[int, str], Any],
-                 db=None):
+                 db=None, now=None):
         self.db = db
+        self.now = now
         self._on_approve, self._on_reject = on_approve, on_reject
         self.shown: tuple | None | bool = False  # nothing drawn yet (None means "drawn empty")
         self.title = W.HTML(NO_REQUEST).add_class("payops-pane-title")
@@ -203,28 +199,13 @@ class DetailPane:
             w.close()
 
     def detail_html(self, request_id: int, row: dict | None = None) -> str:
-        """The pane's body for one request: facts, eligibility, the customer, the payment, history."""
-        db = self.db
-        # The queue row read a moment ago holds every field shown; without one, read the request.
-        req = H.plain(row) if row and int(row.get("id", -1)) == int(request_id) else _as_dict(
-            refunds.get(int(request_id), db=db))
-        pi, pay_id = req.get("payment_intent"), req.get("payment_intent") or req.get("charge")
-        breakdown = payments.breakdown(pay_id, db=db) if pay_id else None
-        verdict = None
-        if pay_id:
-            # While the request is open, its own amount is not "another open request".
-            still_open = req.get("status") in ("PENDING", "APPROVED", "FAILED")
-            verdict = (refunds.check(pay_id, int(req["amount"]), exclude=int(req["id"]), db=db) if still_open
-                       else refunds.check(pay_id, db=db))
-        if verdict is not None:
-            live = bool((verdict.payment or {}).get("livemode"))
-        else:
-            live = bool(breakdown and breakdown.get("livemode"))
-        customer = req.get("customer")
+        """The pane's body for one request: facts, eligibility, the customer, the payment, history.
+
+        ``row``: the request's queue row (its customer's name and email, its age), if on screen.
+        """
+        d = refunds.request_detail(int(request_id), db=self.db, now=self.now)
         return H.detail_html(H.Detail(
-            request=req, row=row or {}, breakdown=breakdown, verdict=verdict,
-            stripe_refunds=payments.refunds_of(pi, db=db) if pi else None,
-            history=refunds.history(int(request_id), db=db),
-            customer=refunds.customer_history(customer, exclude=int(request_id), db=db) if customer else None,
-            live=live,
+            request=d.request.as_dict(), row=row if row and int(row.get("id", -1)) == int(request_id) else {},
+            breakdown=d.breakdown, verdict=d.verdict, stripe_refunds=d.stripe_refunds, history=d.history,
+            customer=d.customer, live=d.live,
         ))
