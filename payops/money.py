@@ -87,6 +87,13 @@ def reinstated_sql(category: str) -> str:
     return f"{category} = {DISPUTE_REINSTATED!r}"
 
 
+#: Payout statuses that are cash in the bank: only ``paid``. ``pending`` and ``in_transit`` are on
+#: their way; ``failed`` and ``canceled`` (RETURNED_PAYOUT_STATUSES) came back to the Stripe balance
+#: and never count as cash (docs/statuses.md).
+CASH_PAYOUT_STATUSES = ("paid",)
+RETURNED_PAYOUT_STATUSES = ("failed", "canceled")
+
+
 #: The parts gross volume splits into, exactly: their sum is ``gross_volume`` for every day,
 #: period and payment (the fee chart stacks these to 100%).
 GROSS_PARTS = ("refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net_after_platform_fee")

@@ -29,7 +29,7 @@ from payops.periods import bounds, parse_date, reader, timezone
 
 __all__ = [
     "BREAKDOWN_FIGURES", "charges", "breakdown", "timeline", "refunds_of", "recent", "recent_refunds",
-    "of_customer", "data_range", "request_currencies",
+    "of_customer", "data_range", "request_currencies", "payouts",
 ]
 
 #: what a payment's breakdown shows, in the order money flows: (label, key of :func:`breakdown`)
@@ -292,3 +292,30 @@ def request_currencies(*, db: _Db = None) -> list[str]:
     with reader(db) as con:
         return [str(r[0]) for r in con.execute(
             "SELECT DISTINCT currency FROM refund_requests WHERE currency IS NOT NULL ORDER BY 1").fetchall()]
+
+
+def payouts(start: str | date | None = None, end: str | date | None = None, *, db: _Db = None) -> pd.DataFrame:
+    """Payouts created in [start, end] (UTC dates, inclusive), newest first, each with what it is worth.
+
+    Columns: id, created, arrival_date, amount, currency, status, ``cash`` (a paid payout: money in
+    the bank), ``returned`` (failed or canceled: the money came back to the Stripe balance; never
+    counted as cash), failure_code, failure_message. The statuses are payops.money's
+    CASH_PAYOUT_STATUSES and RETURNED_PAYOUT_STATUSES.
+    """
+    where, params = [], []
+    if start is not None:
+        where.append("created >= CAST(? AS DATE)")
+        params.append(str(start))
+    if end is not None:
+        where.append("created < CAST(? AS DATE) + INTERVAL 1 DAY")
+        params.append(str(end))
+    cash = ", ".join(repr(s) for s in money.CASH_PAYOUT_STATUSES)
+    returned = ", ".join(repr(s) for s in money.RETURNED_PAYOUT_STATUSES)
+    with reader(db) as con:
+        return con.execute(f"""
+            SELECT id, created, arrival_date, amount, currency, status,
+                   status IN ({cash}) AS cash, status IN ({returned}) AS returned,
+                   json_extract_string(raw, '$.failure_code') AS failure_code,
+                   json_extract_string(raw, '$.failure_message') AS failure_message
+            FROM payouts {"WHERE " + " AND ".join(where) if where else ""}
+            ORDER BY created DESC, id""", params).df()

@@ -252,3 +252,18 @@ def test_the_demo_shows_the_lifecycle_statuses_a_marketplace_sees(demo_db):
     assert statuses("disputes") == {"warning_needs_response", "warning_under_review", "warning_closed",
                                     "needs_response", "under_review", "won", "lost"}
     assert statuses("payouts") >= {"paid", "failed"}
+
+
+def test_docs_statuses_names_only_tests_that_exist():
+    """Every ``file::test`` that docs/statuses.md cites is a test function in that file."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "statuses.md").read_text(encoding="utf-8")
+    cited = set(re.findall(r"`(test_\w+\.py)::(test_\w+)", doc))
+    assert len(cited) >= 15
+    for file, name in sorted(cited):
+        source = (Path(__file__).parent / file).read_text(encoding="utf-8")
+        assert re.search(rf"^def {name}\(", source, re.M), f"docs/statuses.md cites {file}::{name}: no such test"
+    for status in ("requires_payment_method", "requires_confirmation", "requires_action", "processing",
+                   "requires_capture", "canceled", "succeeded", "pending", "failed", "warning_needs_response",
+                   "warning_under_review", "warning_closed", "needs_response", "under_review", "won", "lost",
+                   "in_transit", "paid"):
+        assert f"| `{status}`" in doc, status

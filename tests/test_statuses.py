@@ -165,3 +165,38 @@ def test_disputes_in_every_status_count_as_the_docs_say(fake):
     for status, (charge, amount) in amounts.items():  # a payment's breakdown (the review app's pane)
         expected = 0 if status.startswith("warning_") or status == "won" else amount
         assert payments.breakdown(charge)["disputed_amount"] == expected, status
+
+
+# ------------------------------------------------------------------ payouts
+
+
+def test_failed_and_canceled_payouts_are_shown_as_such_and_never_cash(fake):
+    from payops import payments
+    from payops.ui import display as D
+
+    made = {status: fake.make_payout("usd", amount, status=status)
+            for status, amount in (("paid", 10_000), ("in_transit", 20_000), ("pending", 30_000),
+                                   ("failed", 40_000), ("canceled", 50_000))}
+    sync_from(fake)
+    df = payments.payouts()
+    rows = {r["status"]: r for r in df.to_dict("records")}
+    assert set(rows) == set(made)
+    assert int(df.loc[df["cash"], "amount"].sum()) == 10_000  # only the paid payout is cash in the bank
+    assert [s for s, r in rows.items() if r["returned"]] == ["failed", "canceled"]
+    assert rows["failed"]["failure_code"] == "account_closed"
+    assert "money back in the Stripe balance" in D.payout_badge("failed")
+    assert D.payout_badge("canceled").startswith("🚫 canceled")
+
+
+@pytest.mark.parametrize("status, refundable", [
+    ("warning_needs_response", False), ("warning_under_review", False), ("warning_closed", True),
+    ("needs_response", False), ("under_review", False), ("won", True), ("lost", False),
+])
+def test_a_payment_is_refundable_again_once_its_dispute_is_over(fake, status, refundable):
+    pi = paid(fake)
+    fake.dispute_to(pi["latest_charge"], status, 2000)
+    sync_from(fake)
+    verdict = R.check(pi["id"])
+    assert verdict.eligible is refundable, verdict.reasons
+    if not refundable:
+        assert any("disputed" in r for r in verdict.reasons)

@@ -215,11 +215,15 @@ def load_facts(con: duckdb.DuckDBPyConnection, payment_id: str, *, exclude: int 
     pi_id = pi["id"] if pi else (ch or {}).get("payment_intent")
     ch_id = ch["id"] if ch else None
     refunded = already_refunded(refunded, refunded_by_payops(con, ch_id, pi_id))
-    # A dispute may be stored before the charge's `disputed` flag is refreshed.
-    if not disputed and ch_id:
+    # The stored disputes decide (the charge's `disputed` flag stays true after a dispute is won or
+    # an inquiry closed, and may lag behind a new dispute); the flag only counts when none is stored.
+    if ch_id:
         marks = ", ".join("?" for _ in _CLOSED_DISPUTES)
-        disputed = bool(con.execute(f"SELECT count(*) FROM disputes WHERE charge = ? AND status NOT IN ({marks})",
-                                    [ch_id, *_CLOSED_DISPUTES]).fetchall()[0][0])
+        open_n, any_n = con.execute(
+            f"SELECT count(*) FILTER (WHERE status NOT IN ({marks})), count(*) FROM disputes WHERE charge = ?",
+            [*_CLOSED_DISPUTES, ch_id]).fetchall()[0]
+        if any_n:
+            disputed = bool(open_n)
     booking_id = pi.get("booking_id") if pi else None
     booking = _booking(con, booking_id, pi_id)
     return PaymentFacts(

@@ -66,6 +66,14 @@ PAYMENT_BADGES = {
     "canceled": "🚫 canceled",
     "processing": "🔄 processing",
 }
+# Payout states: only a paid payout is cash in the bank (payops.money.CASH_PAYOUT_STATUSES).
+PAYOUT_BADGES = {
+    "paid": "✅ paid",
+    "pending": "⏳ pending",
+    "in_transit": "🚚 in transit",
+    "failed": "❌ failed (money back in the Stripe balance)",
+    "canceled": "🚫 canceled (money back in the Stripe balance)",
+}
 
 # --- badges ------------------------------------------------------------------------
 def priority_badges(priorities: Iterable[str] | str | None) -> str:
@@ -82,6 +90,13 @@ def priority_badges(priorities: Iterable[str] | str | None) -> str:
     names = [str(p).upper() for p in priorities]
     ordered = [p for p in PRIORITY_BADGES if p in names]
     return " ".join(PRIORITY_BADGES[p] for p in ordered)
+
+
+def payout_badge(status: str | None) -> str:
+    """The badge of a payout status: ``payout_badge("failed")`` says the money is back in the balance."""
+    if not status:
+        return ""
+    return PAYOUT_BADGES.get(str(status), str(status))
 
 
 def status_badge(status: str | None) -> str:
