@@ -7,6 +7,8 @@ payops does. docs/statuses.md names the test behind each status.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fake_stripe import FakeStripe
 
@@ -108,8 +110,8 @@ def test_refund_failing_days_after_success_turns_the_request_failed(fake):
     ("succeeded", "manual", "not captured"),
 ])
 def test_unfinished_payment_is_not_refundable_with_a_clear_reason(fake, outcome, capture, words):
-    pi = paid(fake, outcome=outcome, capture_method=capture,
-              **({"currency": "eur", "payment_method_type": "sepa_debit"} if outcome == "processing" else {}))
+    sepa: dict[str, Any] = {"currency": "eur", "payment_method_type": "sepa_debit"} if outcome == "processing" else {}
+    pi = paid(fake, outcome=outcome, capture_method=capture, **sepa)
     verdict = R.check(pi["id"])
     assert not verdict.eligible
     assert any(words in reason for reason in verdict.reasons), verdict.reasons
@@ -164,7 +166,8 @@ def test_disputes_in_every_status_count_as_the_docs_say(fake):
     assert int(df["disputed_amount"].sum()) == chargebacks - won
     for status, (charge, amount) in amounts.items():  # a payment's breakdown (the review app's pane)
         expected = 0 if status.startswith("warning_") or status == "won" else amount
-        assert payments.breakdown(charge)["disputed_amount"] == expected, status
+        figures = payments.breakdown(charge)
+        assert figures is not None and figures["disputed_amount"] == expected, status
 
 
 # ------------------------------------------------------------------ payouts
