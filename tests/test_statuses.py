@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fake_stripe import FakeStripe
+from fake_stripe import FakeStripe, build_account
 
 from payops import refunds as R
 from payops.ingest import ingest_objects
@@ -203,3 +203,35 @@ def test_a_payment_is_refundable_again_once_its_dispute_is_over(fake, status, re
     assert verdict.eligible is refundable, verdict.reasons
     if not refundable:
         assert any("disputed" in r for r in verdict.reasons)
+
+
+# ------------------------------------------------------------------ sync over HTTP
+
+
+def test_sync_stores_every_lifecycle_status_exactly(monkeypatch):
+    """A backfill then an incremental sync of an account with every status, over the fake's HTTP API:
+    every object arrives as the server holds it, and a later transition arrives through its event."""
+    import orjson
+
+    from payops import query
+    from payops.sync import STREAM_OBJECTS, run
+
+    fake = FakeStripe(seed=13)
+    now = fake.now()
+    build_account(fake, 20, 300, now - 20 * 86400, now - 120, seed=13, emit_events=True, lifecycles=True)
+    with fake:
+        monkeypatch.setenv("STRIPE_API_KEY", fake.api_key)
+        monkeypatch.setenv("STRIPE_API_BASE", fake.url)
+        monkeypatch.setenv("PAYOPS_STRIPE_RPS", "1000")
+        run(workers=2, progress=False)
+        pending = next(r for r in fake.objects("refund") if r["status"] == "pending")
+        fake.succeed_refund(pending["id"])
+        run(workers=2, progress=False)  # incremental: the events since the backfill
+        for stream, otype in STREAM_OBJECTS.items():
+            rows = query(f"SELECT id, raw FROM {stream}")
+            got = {i: orjson.loads(r) for i, r in zip(rows["id"], rows["raw"], strict=True)}
+            assert got == {o["id"]: o for o in fake.objects(otype)}, stream
+        statuses = query("SELECT status FROM disputes")["status"]
+        assert set(statuses) == {"warning_needs_response", "warning_under_review", "warning_closed",
+                                 "needs_response", "under_review", "won", "lost"}
+        assert query("SELECT status FROM refunds WHERE id = ?", [pending["id"]])["status"][0] == "succeeded"
