@@ -1,7 +1,7 @@
 """Stripe objects (dicts) into typed DuckDB rows, newer-wins.
 
 :func:`ingest_objects` takes any mix of customers, payment intents, charges, refunds,
-balance transactions, disputes, payouts and events (whose ``data.object`` is one of
+balance transactions, disputes, payouts, transfers, application fees and events (whose ``data.object`` is one of
 those) and upserts them in one transaction: a malformed object rejects the whole batch
 with a message naming it, and nothing is half-written.
 
@@ -209,6 +209,23 @@ _SCHEMAS: dict[str, tuple[list[Column], tuple[str, ...]]] = {
             ("arrival_date", TS), ("created", TS),
         ),
         (),
+    ),
+    "transfer": (
+        _cols(
+            ("id", STR), ("amount", I64), ("amount_reversed", I64), ("currency", STR),
+            ("destination", STR, _ref("destination")), ("source_transaction", STR, _ref("source_transaction")),
+            ("balance_transaction", STR, _ref("balance_transaction")), ("reversed", BOOL),
+            ("transfer_group", STR), ("created", TS), ("livemode", BOOL), ("metadata", STR, _json("metadata")),
+        ),
+        ("balance_transaction",),
+    ),
+    "application_fee": (
+        _cols(
+            ("id", STR), ("account", STR, _ref("account")), ("charge", STR, _ref("charge")), ("amount", I64),
+            ("amount_refunded", I64), ("currency", STR), ("refunded", BOOL),
+            ("balance_transaction", STR, _ref("balance_transaction")), ("created", TS), ("livemode", BOOL),
+        ),
+        ("charge", "balance_transaction"),
     ),
 }
 

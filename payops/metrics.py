@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from payops import money
+from payops import ledger, money
 from payops.config import get_settings
 from payops.db import SQL_DIR, connect, database_path, transaction
 from payops.periods import PERIODS, Period, bounds, check_range, parse_date, period, reader, timezone
@@ -36,7 +36,7 @@ __all__ = [
 MONEY_COLUMNS = tuple(money.FIGURES)
 #: additive counts and amounts (a period's value is the sum of its days)
 ADDITIVE = (
-    "attempts", "succeeded", "failed", *MONEY_COLUMNS, "intents_created", "intents_succeeded",
+    "attempts", "succeeded", "failed", *MONEY_COLUMNS, *ledger.DAILY_COLUMNS, "intents_created", "intents_succeeded",
     "requests_opened", "requests_decided", "requests_processed",
 )
 METRIC_COLUMNS = (
@@ -44,7 +44,7 @@ METRIC_COLUMNS = (
     "refunded_amount", "disputed_amount", "stripe_fees", "platform_fees", "net", "net_after_platform_fee",
     "intents_created",
     "intents_succeeded", "conversion_rate", "requests_opened", "requests_decided", "requests_processed",
-    "processing_hours_median", "processing_hours_p90", "pending_requests", "timezone",
+    "processing_hours_median", "processing_hours_p90", "pending_requests", "timezone", *ledger.DAILY_COLUMNS,
 )
 
 
@@ -110,6 +110,7 @@ def _daily_sql(bps: int, day_ends: str) -> str:
         net_after_platform_fee=money.net_after_platform_fee_sql(net, "coalesce(ch.platform_fees, 0)"),
         decided_at=refund_rules.decided_at_sql("r"),
         day_ends=day_ends,
+        **ledger.daily_sql(),
         pending_at_day_end=refund_rules.pending_at_sql("d.day_end", "r"),
         processed_hours=_processed_hours_sql(),
     )

@@ -18,7 +18,7 @@ __all__ = ["Overview", "overview", "STRIPE_TABLES", "ALL_TABLES"]
 
 STRIPE_TABLES = STREAMS
 ALL_TABLES = STRIPE_TABLES + (
-    "events", "bookings", "refund_requests", "audit_log", "daily_metrics", "sync_state",
+    "events", "bookings", "refund_requests", "audit_log", "daily_metrics", "sync_state", "payout_transactions",
 )
 
 

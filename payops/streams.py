@@ -23,6 +23,8 @@ STREAM_OBJECTS: dict[str, str] = {
     "balance_transactions": "balance_transaction",
     "disputes": "dispute",
     "payouts": "payout",
+    "transfers": "transfer",
+    "application_fees": "application_fee",
 }
 STREAMS: tuple[str, ...] = tuple(STREAM_OBJECTS)
 OBJECT_STREAMS: dict[str, str] = {otype: stream for stream, otype in STREAM_OBJECTS.items()}
@@ -41,6 +43,9 @@ EVENT_TYPES: dict[str, tuple[str, ...]] = {
         "created", "updated", "closed", "funds_withdrawn", "funds_reinstated")),
     "payouts": tuple(f"payout.{t}" for t in (
         "created", "updated", "paid", "failed", "canceled", "reconciliation_completed")),
+    # a reversal arrives inside its transfer (transfer.reversed), a fee refund inside its fee
+    "transfers": ("transfer.created", "transfer.updated", "transfer.reversed"),
+    "application_fees": ("application_fee.created", "application_fee.refunded", "application_fee.refund.updated"),
 }
 MAX_TYPES = 20  # Stripe accepts at most 20 types[] per events request
 

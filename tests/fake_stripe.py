@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fake_connect import ConnectMixin
 from fake_lifecycle import DAY, DISPUTE_STATUSES, LifecycleMixin
 
 try:  # orjson is a payops dependency; fall back to json when absent
@@ -75,6 +76,8 @@ RESOURCES = {
     "balance_transactions": "balance_transaction",
     "disputes": "dispute",
     "payouts": "payout",
+    "transfers": "transfer",
+    "application_fees": "application_fee",
     "events": "event",
 }
 PLURAL = {v: k for k, v in RESOURCES.items()}
@@ -86,11 +89,13 @@ ID_PREFIX = {
     "balance_transaction": "txn",
     "dispute": "dp",
     "payout": "po",
+    "transfer": "tr",
+    "application_fee": "fee",
     "event": "evt",
 }
 PREFIX_TYPE = {v: k for k, v in ID_PREFIX.items()}
 # Stripe's refunds and balance transactions have no `livemode` field (tests/openapi/stripe_components.json)
-LIVEMODE_TYPES = {"customer", "payment_intent", "charge", "dispute", "payout", "event"}
+LIVEMODE_TYPES = {"customer", "payment_intent", "charge", "dispute", "payout", "event", "transfer", "application_fee"}
 
 COMMON_LIST_PARAMS = {"limit", "starting_after", "ending_before", "created", "expand"}
 # extra list filters: param -> field of the object
@@ -99,9 +104,11 @@ LIST_FILTERS: dict[str, dict[str, str]] = {
     "payment_intent": {"customer": "customer"},
     "charge": {"customer": "customer", "payment_intent": "payment_intent"},
     "refund": {"charge": "charge", "payment_intent": "payment_intent"},
-    "balance_transaction": {"source": "source", "type": "type", "currency": "currency"},
+    "balance_transaction": {"source": "source", "type": "type", "currency": "currency"},  # and payout: see _list
     "dispute": {"charge": "charge", "payment_intent": "payment_intent"},
     "payout": {"status": "status"},
+    "transfer": {"destination": "destination", "transfer_group": "transfer_group"},
+    "application_fee": {"charge": "charge"},
     "event": {},  # type / types handled specially
 }
 
@@ -215,7 +222,7 @@ def _int_param(value: Any, param: str) -> int:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeStripe(LifecycleMixin):
+class FakeStripe(LifecycleMixin, ConnectMixin):
     """In-process state + HTTP server. See the module docstring; lifecycles in fake_lifecycle.py."""
 
     def __init__(self, *, latency: float = 0.0, rate_limit_rps: float | None = None,
@@ -482,6 +489,8 @@ class FakeStripe(LifecycleMixin):
         allowed = COMMON_LIST_PARAMS | set(LIST_FILTERS[otype])
         if otype == "event":
             allowed |= {"type", "types", "delivery_success"}
+        if otype == "balance_transaction":
+            allowed |= {"payout"}
         for p in params:
             if p not in allowed:
                 raise StripeError(400, f"Received unknown parameter: {p}",
@@ -504,9 +513,12 @@ class FakeStripe(LifecycleMixin):
             lo, hi = _cursor_bounds(keys, store, otype, params, lo, hi)
             preds = [(field, params[p]) for p, field in LIST_FILTERS[otype].items() if p in params]
             type_ok = _event_type_filter(params) if otype == "event" else None
+            in_payout = self._payout_filter(params.get("payout")) if otype == "balance_transaction" else None
 
             def match(obj: dict) -> bool:
                 if any(obj.get(field) != want for field, want in preds):
+                    return False
+                if in_payout is not None and obj["id"] not in in_payout:
                     return False
                 return type_ok is None or type_ok(obj["type"])
 
@@ -515,6 +527,18 @@ class FakeStripe(LifecycleMixin):
             data = [self._export(o, expand) for o in out]
         return {"object": "list", "data": data, "has_more": has_more,
                 "url": f"/v1/{PLURAL[otype]}"}
+
+    def _payout_filter(self, payout_id: Any) -> set[str] | None:
+        """The ids ``?payout=po_...`` lists; Stripe refuses the filter for a manual payout."""
+        if payout_id is None:
+            return None
+        if payout_id not in self._store["payout"]:
+            raise StripeError(404, f"No such payout: '{payout_id}'", code="resource_missing", param="payout")
+        txns = self.payout_txns(payout_id)
+        if txns is None:
+            raise StripeError(400, "Balance transaction history can only be filtered on automatic transfers, "
+                              "not manual.", param="payout")
+        return set(txns)
 
     def _retrieve(self, otype: str, oid: str, params: dict) -> dict:
         with self.lock:
@@ -630,6 +654,8 @@ class FakeStripe(LifecycleMixin):
         refund = self.make_refund(charge, amount, reason=reason, status=status,
                                   metadata=dict(md) if isinstance(md, dict) else {},
                                   request={"id": request_id, "idempotency_key": idem_key})
+        if form.get("reverse_transfer") == "true" and status != "requires_action":
+            self.connect_refund(charge, refund, at=refund["created"])
         return self._export(refund, _expand_list(form.get("expand")))
 
     def _refund_target(self, form: dict) -> dict:
@@ -1071,6 +1097,9 @@ class _Account:
             "status": "succeeded" if succeeded else "requires_payment_method",
             "transfer_data": None, "transfer_group": None,
         }
+        if succeeded and app_fee is not None:
+            # a destination charge: the tutor's share goes to their connected account (fake_connect)
+            fake.connect_charge(charge, f"acct_{md['tutor_id']}", app_fee, at=created)
         fake._put(pi)
         fake._put(charge)
         ev("payment_intent.created", pi, created)
@@ -1120,6 +1149,7 @@ class _Account:
             volume[currency] -= ramount
         fake._put(refund)
         if not failed:
+            fake.connect_refund(charge, refund, at=rcreated)
             ev("charge.refunded", charge, rcreated)
         ev("refund.created", refund, rcreated)
 
@@ -1137,36 +1167,15 @@ class _Account:
 
 
     def payouts(self) -> None:
-        """Every 3 days per currency, paying out a share of the accumulated net."""
-        fake, rng, ev, start, end, span, now = (self.fake, self.rng, self.ev, self.start, self.end, self.span,
-                                                self.now)
+        """Every 3 days per currency, an automatic payout of everything available (fake_connect's sweep),
+        so each payout is the sum of the net of the balance transactions it settled."""
+        fake, rng, start, end = self.fake, self.rng, self.start, self.end
         t = start + 3 * 86400
-        per_step = {c: v // max(1, span // (3 * 86400)) for c, v in self.volume.items()}
+        currencies = sorted(self.volume)
         while t <= end:
-            for currency, amt in sorted(per_step.items()):
-                if amt <= 0:
-                    continue
-                pid = fake.new_id("po")
-                ptxn = fake._balance_txn(amount=-amt, currency=currency, source=pid,
-                                         type="payout", reporting_category="payout",
-                                         created=t, description="STRIPE PAYOUT")
-                arrival = t + 2 * 86400
-                payout = {
-                    "id": pid, "object": "payout", "amount": amt, "arrival_date": arrival,
-                    "automatic": True, "balance_transaction": ptxn["id"], "created": t,
-                    "currency": currency, "description": "STRIPE PAYOUT",
-                    "destination": "ba_" + "".join(rng.choices(_ALNUM, k=24)),
-                    "failure_balance_transaction": None, "failure_code": None,
-                    "failure_message": None, "livemode": False, "metadata": {},
-                    "method": "standard",
-                    "reconciliation_status": "completed" if arrival <= now else "in_progress",
-                    "source_type": "card", "statement_descriptor": None,
-                    "status": "paid" if arrival <= now else "in_transit", "type": "bank_account",
-                }
-                fake._put(payout)
-                ev("payout.created", payout, t)
+            for currency in currencies:
+                fake.sweep_payout(currency, at=t, destination="ba_" + "".join(rng.choices(_ALNUM, k=24)))
             t += 3 * 86400
-
 
 
 NO_EVENTS = 1 << 62  # an event floor no event reaches

@@ -33,7 +33,7 @@ from openapi.validate import (  # noqa: E402
 NOW = 1_790_000_000
 DAY = 86400
 RESOURCES = ("customers", "payment_intents", "charges", "refunds", "balance_transactions", "disputes",
-             "payouts", "events")
+             "payouts", "transfers", "application_fees", "events")
 
 
 def get(fake: FakeStripe, path: str) -> dict:
@@ -203,7 +203,7 @@ def test_the_fake_serves_every_lifecycle_status(account):
 
 
 DEMO_TABLES = ("customers", "payment_intents", "charges", "refunds", "balance_transactions", "disputes",
-               "payouts", "events")
+               "payouts", "transfers", "application_fees", "events")
 
 
 @pytest.fixture(scope="module")

@@ -174,7 +174,7 @@ def test_default_size_volume_and_failure_rate(default_demo):
     assert rows(path, "SELECT DISTINCT p.status FROM payment_intents p JOIN charges c ON c.id = p.latest_charge "
                       "WHERE c.status = 'failed'") == [("requires_payment_method",)]
     currencies = {c for (c,) in rows(path, "SELECT DISTINCT currency FROM charges")}
-    assert currencies == {"usd", "eur", "gbp", "jpy"}
+    assert currencies == {"usd", "eur", "gbp", "jpy", "kwd"}
     (non_usd,) = rows(path, "SELECT avg((currency <> 'usd')::INT) FROM payment_intents")[0]
     assert 0.01 <= non_usd <= 0.06
     (refunded,) = rows(path, "SELECT avg((amount_refunded > 0)::INT) FROM charges WHERE status = 'succeeded'")[0]
@@ -320,7 +320,7 @@ def test_the_plan_needs_no_database_and_follows_the_seed():
     from payops.demo.stripe_objects import StripeBuilder
 
     def make(seed: int):
-        return plan_marketplace(seed, 20, 60, AS_OF, large=dict.fromkeys(("usd", "eur", "gbp", "jpy"), 5000),
+        return plan_marketplace(seed, 20, 60, AS_OF, large=dict.fromkeys(("usd", "eur", "gbp", "jpy", "kwd"), 5000),
                                 request_ids=lambda n: list(range(1, n + 1)))
 
     a, b, other = make(5), make(5), make(6)

@@ -51,6 +51,14 @@ def assert_exact(fake: FakeStripe) -> None:
         assert set(got) == set(want), f"{stream}: {len(got)} rows, server has {len(want)}"
         for oid, obj in want.items():
             assert got[oid] == obj, f"{stream} {oid} differs from the server"
+    # every settled automatic payout's balance transactions (GET /v1/balance_transactions?payout=)
+    links = query("SELECT payout, balance_transaction FROM payout_transactions")
+    got_links: dict[str, set] = {}
+    for po, txn in zip(links["payout"], links["balance_transaction"], strict=True):
+        got_links.setdefault(po, set()).add(txn)
+    want_links = {p["id"]: set(fake.payout_txns(p["id"]) or ()) for p in fake.objects("payout")
+                  if p["status"] in ("paid", "in_transit") and fake.payout_txns(p["id"])}
+    assert got_links == want_links
 
 
 def test_parallel_backfill_is_exact_and_split_into_windows(env):

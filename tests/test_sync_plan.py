@@ -38,7 +38,7 @@ def synced(cursor: int, **rows: Checkpoint) -> dict[str, Checkpoint]:
 
 def test_one_stream_list_everywhere():
     assert STREAMS == ("customers", "payment_intents", "charges", "refunds", "balance_transactions",
-                       "disputes", "payouts")
+                       "disputes", "payouts", "transfers", "application_fees")
     assert {otype: table for otype, (table, _, _) in OBJECT_TABLES.items()} == {
         o: s for s, o in STREAM_OBJECTS.items()}
     assert {RESOURCES[o] for o in STREAM_OBJECTS.values()} == set(STREAMS)

@@ -22,6 +22,7 @@ from payops.demo.plan import demo_end, plan_marketplace
 from payops.demo.stripe_objects import StripeBuilder
 from payops.errors import InvalidInput
 from payops.ingest import ingest_into
+from payops.payouts import store_links
 from payops.streams import STREAMS
 
 __all__ = ["CHUNK", "TABLES", "DemoSummary", "build_demo", "not_made_by_demo"]
@@ -268,6 +269,7 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
         extras, extra_bookings = lifecycle_objects(builder, payouts)  # after everything else: changes nothing
         writer.put(first + payouts, [], 0)
         writer.put(extras, extra_bookings, 0)
+        links = builder.links
         timings["generate"] = time.perf_counter() - clock - writer.waited
     finally:
         writer.queue.put(None)
@@ -280,6 +282,7 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
     timings["generate_and_ingest"] = time.perf_counter() - clock
     clock = time.perf_counter()
     with transaction(con):
+        store_links(con, links)  # which balance transactions each payout settled
         records.insert_refund_requests(con, plan.requests)
         records.append_audit_rows(con, records.audit_rows(plan.requests, plan.audit))
         con.execute("INSERT INTO demo_builds SELECT ?, ?, ?, (SELECT count(*) FROM audit_log), "

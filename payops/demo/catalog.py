@@ -27,12 +27,15 @@ PRICES = {
     "eur": {30: (2500, 3000, 3500), 45: (4000, 4500, 5000), 60: (5000, 6000, 7000), 90: (8500, 10000, 11500)},
     "gbp": {30: (2500, 2500, 3000), 45: (3500, 4000, 4500), 60: (4500, 5500, 6500), 90: (7500, 9000, 10500)},
     "jpy": {30: (3000, 3500, 4000), 45: (4500, 5000, 6000), 60: (6000, 7000, 8000), 90: (9000, 10500, 12000)},
+    # a three-decimal currency (fils): Stripe wants such amounts to end in 0
+    "kwd": {30: (8000, 9500, 11000), 45: (12000, 14000, 16500), 60: (15000, 18000, 22000),
+            90: (22000, 27000, 33000)},
 }
 # Stripe's card pricing: (basis points, fixed minor units), dispute fee.
-STRIPE_FEE = {"usd": (290, 30), "eur": (150, 25), "gbp": (150, 20), "jpy": (360, 0)}
-DISPUTE_FEE = {"usd": 1500, "eur": 2000, "gbp": 2000, "jpy": 2000}
-COUNTRIES = {"usd": ("US",), "eur": ("DE", "FR", "NL", "ES", "IT"), "gbp": ("GB",), "jpy": ("JP",)}
-LOCALE = {"usd": "en-US", "eur": "de-DE", "gbp": "en-GB", "jpy": "ja-JP"}
+STRIPE_FEE = {"usd": (290, 30), "eur": (150, 25), "gbp": (150, 20), "jpy": (360, 0), "kwd": (290, 100)}
+DISPUTE_FEE = {"usd": 1500, "eur": 2000, "gbp": 2000, "jpy": 2000, "kwd": 5000}
+COUNTRIES = {"usd": ("US",), "eur": ("DE", "FR", "NL", "ES", "IT"), "gbp": ("GB",), "jpy": ("JP",), "kwd": ("KW",)}
+LOCALE = {"usd": "en-US", "eur": "de-DE", "gbp": "en-GB", "jpy": "ja-JP", "kwd": "ar-KW"}
 
 # (failure_code, decline reason, failure_message, weight) as Stripe reports them.
 DECLINES = (

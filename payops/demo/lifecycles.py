@@ -164,18 +164,18 @@ def _paid(b: StripeBuilder, s: Any, book: Any) -> tuple[dict, dict, list[dict]]:
     pi = _intent(b, s, charge, "succeeded")
     pi.update(amount_received=charge["amount"], payment_method=s.cust.pm)
     book(s, "scheduled", s.p.t)
-    return charge, pi, [charge, pi] + ([bt] if bt else [])
+    return charge, pi, [charge, pi] + ([bt] if bt else []) + b._transfer(s, charge)
 
 
 def _with_pending_refund(b: StripeBuilder, s: Any, book: Any, at: int) -> list[dict]:
     """A paid session whose refund the bank has not completed yet (``pending``)."""
     charge, pi, out = _paid(b, s, book)
-    refund, bt = b._refund(charge, pi["id"], charge["amount"], at, "requested_by_customer", {}, None)
+    refund, bt, *reversal = b._refund(charge, pi["id"], charge["amount"], at, "requested_by_customer", {}, None)
     refund.update(status="pending", pending_reason="processing")
     refund["destination_details"]["card"].update(reference_status="pending", type="pending")
     b._event("refund.created", refund, at)
     b._event("charge.refunded", charge, at)
-    return out + [refund, bt]
+    return out + [refund, bt, *reversal]
 
 
 def _with_inquiry(b: StripeBuilder, s: Any, book: Any, status: str) -> list[dict]:

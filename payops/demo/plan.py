@@ -230,8 +230,8 @@ class _Planner:
         for i in range(self.n_customers):
             u = rng.random()
             cur = "eur" if u < 0.012 else "gbp" if u < 0.022 else "jpy" if u < 0.03 else "usd"
-            if i < 3:  # every currency rule is exercised, even in a tiny demo
-                cur = ("eur", "gbp", "jpy")[i]
+            if i < 4:  # every currency rule is exercised, even in a tiny demo (kwd: three decimals)
+                cur = ("eur", "gbp", "jpy", "kwd")[i]
             first, last = rng.choice(c.FIRST_NAMES), rng.choice(c.LAST_NAMES)
             b = brand()
             card = {
@@ -281,7 +281,7 @@ class _Planner:
             cum.append(acc)
         who = [min(bisect_right(cum, rng.random() * acc), self.n_customers - 1) for _ in range(n)]
         if n >= 6:
-            for i in range(min(3, self.n_customers)):
+            for i in range(min(4, self.n_customers)):  # eur, gbp, jpy and kwd (three decimals) all pay
                 if i not in who:
                     who[rng.randrange(n)] = i
         return who

@@ -30,6 +30,7 @@ from payops.demo.catalog import (
     SUBJECTS,
 )
 from payops.demo.plan import Customer, Payment, Plan, midnight, weighted
+from payops.ledger import reversal_split
 from payops.money import exponent, fee
 
 __all__ = ["StripeBuilder"]
@@ -63,6 +64,9 @@ class StripeBuilder:
         self.digits = plan.draws.digits
         self.start, self.end = plan.start, plan.end
         self.pending: dict[tuple[int, str], int] = {}  # balance that becomes available, per (day, currency)
+        self.pending_ids: dict[tuple[int, str], list[str]] = {}  # ... and the balance transactions behind it
+        self.links: dict[str, list[str]] = {}  # payout -> the balance transactions it settled
+        self.connect: dict[str, tuple[dict, dict]] = {}  # charge id -> (its transfer, its application fee)
         self._events: list[dict] = []
 
     def customers(self) -> list[dict]:
@@ -125,6 +129,8 @@ class StripeBuilder:
         objs.append(pi)
         bookings.append(self._booking(sale, charge))
         if ok:
+            objs += self._transfer(sale, charge)
+            pi["transfer_data"] = {"destination": charge["transfer_data"]["destination"]}
             self._after_payment(sale, charge, objs)
         if p.request is not None:
             p.request.payment_intent = pi_id
@@ -247,8 +253,80 @@ class StripeBuilder:
         bt = self._bt(charge["id"], "charge", "charge", amount, stripe_fee, cur, at, avail,
                       desc, "Stripe processing fees")
         charge["balance_transaction"] = bt["id"]
-        self._credit(avail, cur, bt["net"])
+        self._credit(avail, cur, bt["net"], bt["id"])
         return charge, bt, None
+
+    def _transfer(self, sale: _Sale, charge: dict) -> list[dict]:
+        """The destination charge's transfer of the tutor's share and its application fee object.
+
+        Ids are derived from the charge's (no random draw), so adding Connect moved no other object.
+        """
+        amount, cur, at, suffix = charge["amount"], charge["currency"], charge["created"], charge["id"][5:]
+        acct = self.plan.tutors[sale.p.tutor][2]
+        tr_id, fee_id = "tr_3Q" + suffix, charge["application_fee"]
+        avail = midnight(at) + 2 * DAY  # debited when the charge's funds become available
+        bt = self._bt(tr_id, "transfer", "transfer", -(amount - sale.app_fee), 0, cur, at, avail,
+                      f"Transfer to {acct}", None, txn_id="txn_3T" + suffix)
+        self._credit(avail, cur, bt["net"], bt["id"])
+        transfer = {
+            "id": tr_id, "object": "transfer", "amount": amount - sale.app_fee, "amount_reversed": 0,
+            "balance_transaction": bt["id"], "created": at, "currency": cur, "description": None,
+            "destination": acct, "destination_payment": "py_3Q" + suffix, "livemode": False,
+            "metadata": {"booking_id": sale.booking_id, "tutor_id": sale.tutor_id},
+            "reversals": {"object": "list", "data": [], "has_more": False,
+                          "url": f"/v1/transfers/{tr_id}/reversals"},
+            "reversed": False, "source_transaction": charge["id"], "source_type": "card",
+            "transfer_group": charge["transfer_group"],
+        }
+        app_fee = {
+            "id": fee_id, "object": "application_fee", "account": acct, "amount": sale.app_fee,
+            "amount_refunded": 0, "application": "ca_3QTutorlyPlatform0001", "balance_transaction": None,
+            "charge": charge["id"], "created": at, "currency": cur,
+            "fee_source": {"charge": charge["id"], "type": "charge"}, "livemode": False,
+            "originating_transaction": None, "refunded": False,
+            "refunds": {"object": "list", "data": [], "has_more": False,
+                        "url": f"/v1/application_fees/{fee_id}/refunds"},
+        }
+        charge.update(transfer=tr_id, transfer_data={"amount": None, "destination": acct})
+        self.connect[charge["id"]] = (transfer, app_fee)
+        self._event("transfer.created", transfer, at)
+        self._event("application_fee.created", app_fee, at)
+        return [bt, transfer, app_fee]
+
+    def _reverse(self, charge: dict, refund: dict) -> list[dict]:
+        """The tutor's part of a refund taken back (a transfer reversal) and the platform's fee refunded,
+        by the reversal rule of :mod:`payops.ledger`."""
+        pair = self.connect.get(charge["id"])
+        if pair is None:
+            return []
+        transfer, app_fee = pair
+        at, cur, suffix = refund["created"], charge["currency"], refund["id"][5:]
+        fee_back, back = reversal_split(refund["amount"], charge["amount_captured"], app_fee["amount"],
+                                        refunded_before=app_fee["amount_refunded"] + transfer["amount_reversed"],
+                                        fee_refunded_before=app_fee["amount_refunded"])
+        out: list[dict] = []
+        if back > 0:
+            trr_id = "trr_3Q" + suffix
+            bt = self._bt(trr_id, "transfer_refund", "transfer_reversal", back, 0, cur, at, at,
+                          f"Transfer reversal for {refund['id']}", None, txn_id="txn_3V" + suffix)
+            self._credit(at, cur, back, bt["id"])
+            transfer["reversals"]["data"].insert(0, {
+                "id": trr_id, "object": "transfer_reversal", "amount": back, "balance_transaction": bt["id"],
+                "created": at, "currency": cur, "destination_payment_refund": "pyr_3Q" + suffix, "metadata": {},
+                "source_refund": refund["id"], "transfer": transfer["id"]})
+            transfer["amount_reversed"] += back
+            transfer["reversed"] = transfer["amount_reversed"] >= transfer["amount"]
+            refund["transfer_reversal"] = trr_id
+            out.append(bt)
+            self._event("transfer.reversed", transfer, at)
+        if fee_back > 0:
+            app_fee["refunds"]["data"].insert(0, {
+                "id": "fr_3Q" + suffix, "object": "fee_refund", "amount": fee_back, "balance_transaction": None,
+                "created": at, "currency": cur, "fee": app_fee["id"], "metadata": {}})
+            app_fee["amount_refunded"] += fee_back
+            app_fee["refunded"] = app_fee["amount_refunded"] >= app_fee["amount"]
+            self._event("application_fee.refunded", app_fee, at)
+        return out
 
     def _payment_intent(self, sale: _Sale, charge: dict, last_error: dict | None) -> dict:
         rng, ident = self.rng, self.ident
@@ -311,9 +389,10 @@ class StripeBuilder:
                     self._event("charge.dispute.created", o, o["created"])
 
     def _bt(self, source: str | None, typ: str, category: str, amount: int, stripe_fee: int, cur: str,
-            created: int, available: int, desc: str | None, fee_desc: str | None) -> dict:
+            created: int, available: int, desc: str | None, fee_desc: str | None, *,
+            txn_id: str | None = None) -> dict:
         return {
-            "id": self.ident("txn_3Q"), "object": "balance_transaction", "amount": amount,
+            "id": txn_id or self.ident("txn_3Q"), "object": "balance_transaction", "amount": amount,
             "available_on": available, "balance_type": "payments", "created": created, "currency": cur,
             "description": desc, "exchange_rate": None, "fee": stripe_fee,
             "fee_details": [{"amount": stripe_fee, "application": None, "currency": cur,
@@ -322,11 +401,12 @@ class StripeBuilder:
             "status": "available" if available <= self.end else "pending", "type": typ,
         }
 
-    def _credit(self, available: int, cur: str, net: int) -> None:
+    def _credit(self, available: int, cur: str, net: int, txn: str) -> None:
         # funds available at ``available`` are paid out by the next daily payout
         day = midnight(available) + (DAY if available % DAY else 0)
         key = (day, cur)
         self.pending[key] = self.pending.get(key, 0) + net
+        self.pending_ids.setdefault(key, []).append(txn)
 
     def _refund(self, charge: dict, pi_id: str, amount: int, created: int, reason: str | None,
                 metadata: dict, refund_id: str | None) -> list[dict]:
@@ -346,8 +426,8 @@ class StripeBuilder:
         bt["source"] = refund["id"]
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
-        self._credit(created, cur, -amount)
-        return [refund, bt]
+        self._credit(created, cur, -amount, bt["id"])
+        return [refund, bt, *self._reverse(charge, refund)]
 
     def _refunds(self, p: Payment, charge: dict, pi_id: str) -> list[dict]:
         """The refund made for the payment's PROCESSED request; else, by chance, one a support agent made."""
@@ -398,7 +478,7 @@ class StripeBuilder:
         dp_id = self.ident("dp_1Q")
         for bt in bts:
             bt["source"] = dp_id
-            self._credit(bt["created"], cur, bt["net"])
+            self._credit(bt["created"], cur, bt["net"], bt["id"])
         submitted = status != "needs_response"
         dispute = {
             "id": dp_id, "object": "dispute", "amount": amount, "balance_transactions": bts,
@@ -439,17 +519,19 @@ class StripeBuilder:
         pending = self.pending
         out: list[dict] = []
         carry: dict[str, int] = {}
+        carry_ids: dict[str, list[str]] = {}
         days = sorted({d for d, _ in pending})
         for day in days:
             for cur in sorted(PRICES):
                 if (day, cur) not in pending and not carry.get(cur):
                     continue
                 balance = carry.get(cur, 0) + pending.get((day, cur), 0)
+                ids = carry_ids.get(cur, []) + self.pending_ids.get((day, cur), [])
                 created = day + 2 * HOUR
                 if balance <= 0 or not (self.start <= created < self.end):
-                    carry[cur] = balance
+                    carry[cur], carry_ids[cur] = balance, ids
                     continue
-                carry[cur] = 0
+                carry[cur], carry_ids[cur] = 0, []
                 po_id = self.ident("po_1Q")
                 arrival = day + DAY
                 bt = self._bt(po_id, "payout", "payout", -balance, 0, cur, created, created,
@@ -470,6 +552,7 @@ class StripeBuilder:
                     "type": "bank_account",
                 }
                 out += [payout, bt]
+                self.links[po_id] = [*ids, bt["id"]]
                 if created >= self.end - DAY:
                     out.append({
                         "id": self.ident("evt_1Q"), "object": "event", "api_version": API_VERSION,

@@ -120,6 +120,15 @@ def _unreachable(req: RefundRequest, exc: TransientError, actor: str, db) -> Act
     return ActionResult(req.id, False, "PROCESSING", f"request {req.id}: {msg}")
 
 
+def _destination_charge(req: RefundRequest, db) -> bool:
+    """Whether the request's charge paid a tutor through a transfer (its refund reverses it)."""
+    with connect(db) as con:
+        row = con.execute("SELECT raw->>'$.transfer_data.destination' FROM charges WHERE id = ? OR "
+                          "(? IS NULL AND payment_intent = ?) ORDER BY created DESC LIMIT 1",
+                          [req.charge, req.charge, req.payment_intent]).fetchone()
+    return bool(row and row[0])
+
+
 def _send(req: RefundRequest, api, actor: str, db, *, look_first: bool) -> ActionResult:
     """Create (or find) the Stripe refund of a PROCESSING request and record the outcome.
 
@@ -133,7 +142,7 @@ def _send(req: RefundRequest, api, actor: str, db, *, look_first: bool) -> Actio
             if found is not None:
                 return _record_refund(req, found, actor, db)
         refund = api.create_refund(
-            idempotency_key=idempotency_key(req.id, req.retries),
+            idempotency_key=idempotency_key(req.id, req.retries), reverse_transfer=_destination_charge(req, db),
             charge=req.charge, payment_intent=None if req.charge else req.payment_intent,
             amount=int(req.amount), reason=req.reason if get_settings().refund_policy.send_reason else None,
             metadata={"payops_request_id": str(req.id)},

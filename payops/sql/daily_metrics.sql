@@ -51,9 +51,11 @@ dp_q AS (
           FROM balance_transactions WHERE created >= $lo AND created < $hi AND {reinstated})
     GROUP BY ALL
 ),
+-- the money waterfall: every term from balance transactions, its SQL rendered in from payops.ledger
 bt_q AS (
-    SELECT currency, epoch_us(created) // $bucket_us AS q, sum(fee) AS stripe_fees
-    FROM balance_transactions WHERE created >= $lo AND created < $hi AND fee <> 0
+    SELECT currency, epoch_us(created) // $bucket_us AS q, sum(fee) AS stripe_fees,
+           {ledger_sums}
+    FROM balance_transactions WHERE created >= $lo AND created < $hi
     GROUP BY ALL
 ),
 -- bucket -> local day, computed once per distinct bucket
@@ -71,7 +73,7 @@ pi AS (SELECT day, currency, sum(intents_created) AS intents_created,
        FROM pi_q JOIN qs USING (q) GROUP BY ALL),
 re AS (SELECT day, currency, sum(refunded_amount) AS refunded_amount FROM re_q JOIN qs USING (q) GROUP BY ALL),
 dp AS (SELECT day, currency, sum(disputed_amount) AS disputed_amount FROM dp_q JOIN qs USING (q) GROUP BY ALL),
-bt AS (SELECT day, currency, sum(stripe_fees) AS stripe_fees FROM bt_q JOIN qs USING (q) GROUP BY ALL),
+bt AS (SELECT day, currency, sum(stripe_fees) AS stripe_fees, {ledger_totals} FROM bt_q JOIN qs USING (q) GROUP BY ALL),
 -- refund requests are few (one per refund asked for): plain per-row conversion is fine
 rr AS (
     SELECT r.currency, r.requested_at, r.processed_at, r.status, {decided_at} AS decided
@@ -116,6 +118,7 @@ SELECT k.day,
        coalesce(re.refunded_amount, 0)::BIGINT AS refunded_amount,
        coalesce(dp.disputed_amount, 0)::BIGINT AS disputed_amount,
        coalesce(bt.stripe_fees, 0)::BIGINT AS stripe_fees,
+       {ledger_columns},
        coalesce(ch.platform_fees, 0)::BIGINT AS platform_fees,
        {net}::BIGINT AS net,
        {net_after_platform_fee}::BIGINT AS net_after_platform_fee,

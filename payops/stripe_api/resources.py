@@ -125,9 +125,16 @@ class StripeAPI:
     # --- refunds ----------------------------------------------------------------------
     def create_refund(self, *, idempotency_key: str, charge: str | None = None, payment_intent: str | None = None,
                       amount: int | None = None, reason: str | None = None,
-                      metadata: dict[str, str] | None = None) -> dict:
-        """Create a refund with an idempotency key (retries send the same key)."""
+                      metadata: dict[str, str] | None = None, reverse_transfer: bool = False) -> dict:
+        """Create a refund with an idempotency key (retries send the same key).
+
+        ``reverse_transfer``: a destination charge's refund also reverses the tutor's transfer and
+        refunds the application fee, in proportion (the reversal rule of :mod:`payops.ledger`).
+        """
         params: dict[str, Any] = {}
+        if reverse_transfer:
+            params["reverse_transfer"] = True
+            params["refund_application_fee"] = True
         if charge:
             params["charge"] = charge
         if payment_intent and not charge:

@@ -136,6 +136,14 @@ def run(full: bool = False, streams: list[str] | str | None = None, workers: int
     for s, how in plan.how.items():
         summary.stream(s)["how"] = how
     _execute(api, db, plan, existing, summary, workers, progress, now)
+    if "payouts" in selected:
+        # which balance transactions each settled payout paid out (issue 12: payouts reconciled)
+        from payops.payouts import sync_links
+
+        linked, notes = sync_links(api, db=db, workers=workers)
+        summary.notes.extend(notes)
+        if linked:
+            summary.notes.append(f"payouts: the balance transactions of {linked} payout(s) stored")
 
     # a refund that failed after payops processed it turns its request FAILED
     for res in sync_refund_failures(db=db):
