@@ -191,10 +191,13 @@ def balance(as_of: datetime | None = None, *, db=None) -> pd.DataFrame:
             GROUP BY currency ORDER BY currency""", [at, at, at]).df()
 
 
-def store_links(con: duckdb.DuckDBPyConnection, links: dict[str, list[str]]) -> int:
-    """Store payout -> balance transaction ids (replacing what a payout had); returns the rows."""
+def store_links(con: duckdb.DuckDBPyConnection, links: dict[str, list[str]], *, at: datetime | None = None) -> int:
+    """Store payout -> balance transaction ids (replacing what a payout had); returns the rows.
+
+    ``at``: the ``synced_at`` to record (default now; the demo passes its own moment).
+    """
     n = 0
-    now = datetime.now(UTC)
+    now = at or datetime.now(UTC)
     for payout, txns in links.items():
         con.execute("DELETE FROM payout_transactions WHERE payout = ?", [payout])
         if txns:

@@ -282,7 +282,7 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
     timings["generate_and_ingest"] = time.perf_counter() - clock
     clock = time.perf_counter()
     with transaction(con):
-        store_links(con, links)  # which balance transactions each payout settled
+        store_links(con, links, at=moment)  # which balance transactions each payout settled
         records.insert_refund_requests(con, plan.requests)
         records.append_audit_rows(con, records.audit_rows(plan.requests, plan.audit))
         con.execute("INSERT INTO demo_builds SELECT ?, ?, ?, (SELECT count(*) FROM audit_log), "

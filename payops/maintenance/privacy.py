@@ -134,6 +134,8 @@ _ERASE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "disputes": (("raw",), ()),
     "balance_transactions": (("raw",), ()),
     "payouts": (("raw",), ()),
+    "transfers": (("raw", "metadata"), ()),
+    "application_fees": (("raw",), ()),
     "events": (("raw",), ()),
 }
 # Free-text columns payops itself writes, scrubbed of the customer's email/name/phone.
@@ -170,7 +172,9 @@ def _owned_ids(con: duckdb.DuckDBPyConnection, customer: str, archive: Path) -> 
     put(out["charges"] | out["payment_intents"])
     out["refunds"] = ids("refunds", "charge IN (SELECT id FROM _ids) OR payment_intent IN (SELECT id FROM _ids)", [])
     out["disputes"] = ids("disputes", "charge IN (SELECT id FROM _ids)", [])
-    put(out["charges"] | out["refunds"] | out["disputes"])
+    out["transfers"] = ids("transfers", "source_transaction IN (SELECT id FROM _ids)", [])
+    out["application_fees"] = ids("application_fees", "charge IN (SELECT id FROM _ids)", [])
+    put(out["charges"] | out["refunds"] | out["disputes"] | out["transfers"])
     out["balance_transactions"] = ids("balance_transactions", "source IN (SELECT id FROM _ids)", [])
     out["payouts"] = set()
     everything: set[str] = set().union(*out.values())
