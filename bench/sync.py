@@ -45,8 +45,9 @@ def _server(conn, objects: int) -> None:
     ThreadingHTTPServer.request_queue_size = 128
     now = int(time.time())
     fake = FakeStripe(latency=LATENCY, rate_limit_rps=RPS, seed=3)
-    # ~3.05 objects per payment (intent, charge, balance transaction, some refunds/disputes)
-    payments = int(objects / 3.05)
+    # ~5.45 objects per payment: intent, charge, balance transaction, some refunds/disputes, and for
+    # the 80% that are destination charges a transfer, its balance transaction and an application fee
+    payments = int(objects / 5.45)
     build_account(fake, max(10, payments // 10), payments, now - 365 * 86400, now - 3600, seed=3)
     counts = {t: len(fake.objects(t)) for t in STREAM_OBJECTS.values()}
     fake.start()
@@ -80,8 +81,13 @@ def main() -> None:
 
         api = get_client()
         t = time.monotonic()
-        summary = run(full=True, workers=args.workers, api=api, progress=False)
+        summary = run(full=True, workers=args.workers, api=api, progress=False, link_payouts=False)
         payops_s = time.monotonic() - t
+        from payops.payouts import sync_links
+
+        t, requests0 = time.monotonic(), api.stats["requests"]
+        linked, _ = sync_links(api, workers=args.workers)
+        links_s, link_requests = time.monotonic() - t, api.stats["requests"] - requests0
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         from payops.streams import STREAMS
 
@@ -91,6 +97,8 @@ def main() -> None:
         print(f"payops: {got:,} of {total:,} objects in {payops_s:.1f} s = {payops_rate:,.0f} objects/s "
               f"({args.workers} workers; {summary.requests} requests, {summary.rate_limited} 429s); "
               f"peak RSS {rss_mb:.0f} MB")
+        print(f"payout links (GET /v1/balance_transactions?payout=, one list per payout): {linked:,} payouts in "
+              f"{links_s:.1f} s ({link_requests} requests = {link_requests / max(links_s, 1e-9):.1f} requests/s)")
 
         import stripe
 
@@ -118,7 +126,8 @@ def main() -> None:
         "sequential_objects_per_s": round(seq_rate, 1), "bound_objects_per_s": bound,
         "ratio_to_bound": round(payops_rate / bound, 3),
         "ratio_to_sequential": round(payops_rate / seq_rate, 2),
-        "peak_rss_mb": round(rss_mb, 1),
+        "peak_rss_mb": round(rss_mb, 1), "payouts_linked": linked, "payout_links_s": round(links_s, 1),
+        "payout_link_requests_per_s": round(link_requests / max(links_s, 1e-9), 1),
     }))
 
 

@@ -54,7 +54,7 @@ def waterfall_chart(summary: pd.DataFrame) -> Figure:
     if data.empty:
         return empty("No balance transactions in this period.")
     data = data.sort_values("currency")
-    fig, axes = grid(len(data), 3.2, bottom=0.9)
+    fig, axes = grid(len(data), 3.4, bottom=0.8, gap=1.1)
     for ax, r in zip(axes, data.to_dict("records"), strict=False):
         cur = r["currency"]
         gross = float(to_decimal(int(r["ledger_gross_volume"]), cur))
@@ -76,9 +76,9 @@ def waterfall_chart(summary: pd.DataFrame) -> Figure:
             ax.text(k, b + h, format_amount(int(round(h * 10 ** _exp(cur))), cur), ha="center", va="bottom",
                     fontsize="x-small")
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize="small")
-        ax.set_title(f"{cur.upper()}: gross volume = the terms to its right (ends at 0: {level:+.0f} left)",
-                     fontsize="small")
+        ax.set_xticks(range(len(labels)), labels, fontsize="small")
+        left = "ends exactly at 0" if abs(level) < 1e-9 else f"{level:+,.3f} NOT accounted for"
+        ax.set_title(f"{cur.upper()}: gross volume = the terms to its right ({left})", fontsize="small")
         ax.set_ylabel(cur.upper())
     return fig
 

@@ -30,11 +30,12 @@ def _sql(name: str) -> str:
 def customer_insights(customer: str | None = None, *, limit: int | None = None, db=None,
                       start: date | None = None, end: date | None = None, tz: str | None = None) -> pd.DataFrame:
     """Per customer and currency: payments, spend, refunds, preferred payment method,
-    first and last activity, and the Stripe dashboard link; biggest spenders first.
+    first and last activity, and the Stripe dashboard link; per currency, biggest spenders first
+    (yen are never ranked against euros: each currency is its own ranking).
 
     Args:
         customer: one customer id (default: all customers).
-        limit: at most this many rows.
+        limit: at most this many rows per currency.
         db: database path.
         start: only activity from this local day.
         end: only activity up to this local day (inclusive).
@@ -52,7 +53,7 @@ def customer_insights(customer: str | None = None, *, limit: int | None = None, 
         raise NotFound(f"no customer {customer} in the database")
     df["dashboard_url"] = [outputs.dashboard_url(c, lm) if outputs.stripe_id(c) else None
                            for c, lm in zip(df["customer"], df["livemode"], strict=True)]
-    return df.head(limit) if limit is not None else df
+    return df.groupby("currency", group_keys=False, sort=False).head(limit) if limit is not None else df
 
 
 def top_customers(start: date, end: date, *, limit: int = 10, db=None, tz: str | None = None) -> pd.DataFrame:

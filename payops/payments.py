@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from payops import money
+from payops import ledger, money
 from payops.config import get_settings
 from payops.errors import NotFound
 from payops.periods import bounds, parse_date, reader, timezone
@@ -154,7 +154,35 @@ def breakdown(payment_id: str, *, db: _Db = None, con: _Con = None) -> dict[str,
     out["livemode"] = bool(_plain(main["livemode"]))
     out["booking_id"] = _plain(main["booking_id"]) or (booking[0] if booking else None)
     out["booking_status"], out["session_start"], out["tutor_id"] = booking[1:] if booking else (None, None, None)
+    out["ledger"] = ledger_breakdown(payment_id, db=db)
     return out
+
+
+_LEDGER_SQL = """
+    WITH ch AS (SELECT id FROM charges WHERE id = $id OR payment_intent = $id),
+    src AS (
+        SELECT id FROM ch
+        UNION ALL SELECT id FROM refunds WHERE charge IN (SELECT id FROM ch)
+        UNION ALL SELECT id FROM disputes WHERE charge IN (SELECT id FROM ch)
+        UNION ALL SELECT id FROM transfers WHERE source_transaction IN (SELECT id FROM ch)
+        UNION ALL SELECT r.id FROM transfer_reversals r JOIN transfers t ON t.id = r.transfer
+                  WHERE t.source_transaction IN (SELECT id FROM ch)
+    )
+    SELECT id, type, reporting_category, amount, fee, net, currency, created
+    FROM balance_transactions WHERE source IN (SELECT id FROM src) ORDER BY created, id"""
+
+
+def ledger_breakdown(payment_id: str, *, db: _Db = None) -> dict[str, Any]:
+    """One payment's money waterfall from its balance transactions (:mod:`payops.ledger`).
+
+    Keys: every term of :data:`payops.ledger.TERMS` and ``other_net`` (minor units), and
+    ``transactions``: the balance transactions (charge, refunds, dispute, transfer and its
+    reversals) as records, oldest first.
+    """
+    with reader(db) as con:
+        df = con.execute(_LEDGER_SQL, {"id": payment_id}).df()
+    records = df.to_dict("records")
+    return {**ledger.waterfall_of(records), "transactions": records}
 
 
 def timeline(payment_id: str, *, db: _Db = None) -> pd.DataFrame:

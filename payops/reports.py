@@ -39,7 +39,7 @@ from pathlib import Path
 import orjson
 import pandas as pd
 
-from payops import charts, exports, insights, metrics, money, outputs, periods
+from payops import cash, charts, exports, insights, metrics, money, outputs, periods
 from payops.config import get_settings
 from payops.db import database_path, require
 from payops.errors import ReportError
@@ -588,6 +588,22 @@ class Report:
     def failures_chart(self):
         """Failed payments of the period by failure code, one bar per currency."""
         return charts.failures(self._data["failures"].result())
+
+    def waterfall(self) -> pd.DataFrame:
+        """The money waterfall of the period per currency (:mod:`payops.ledger`), from balance transactions."""
+        return cash.waterfall_table(self._current)
+
+    def waterfall_chart(self):
+        """Gross volume and where it went, per currency: the bars sum to gross volume exactly."""
+        return cash.waterfall_chart(self._current)
+
+    def cash_payouts(self) -> pd.DataFrame:
+        """The payouts of the period (UTC days), each reconciled against its balance transactions or not."""
+        return cash.payouts_table(self.period.start, self.period.end, db=self.db)
+
+    def cash_balance(self) -> pd.DataFrame:
+        """The balance per currency (available / pending) at the end of the period."""
+        return cash.balance_table(self.period.end, db=self.db)
 
     def top_customers_chart(self, limit: int = 5):  # the table below shows ten
         """The biggest spenders of the period, per currency."""

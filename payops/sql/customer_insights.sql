@@ -1,5 +1,6 @@
 -- Per customer and currency: payments, spend, refunds, preferred payment method, first and
 -- last activity. $customer (NULL = all), $lo / $hi (NULL = no bound) filter the charges.
+-- Ordered by currency, then spend: amounts of different currencies are never ranked together.
 WITH ch AS (
     SELECT customer, currency,
            count(*) AS payments,
@@ -41,4 +42,4 @@ SELECT coalesce(ch.customer, re.customer) AS customer,
        coalesce(cu.livemode, false) AS livemode
 FROM ch FULL OUTER JOIN re ON re.customer = ch.customer AND re.currency = ch.currency
 LEFT JOIN customers cu ON cu.id = coalesce(ch.customer, re.customer)
-ORDER BY spend DESC, customer, currency
+ORDER BY currency, spend DESC, customer

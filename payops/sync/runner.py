@@ -102,7 +102,7 @@ def _execute(api: StripeAPI, db: str | Path | None, plan: SyncPlan, existing: di
 
 def run(full: bool = False, streams: list[str] | str | None = None, workers: int = 8,
         since: Any = None, *, db: str | Path | None = None, api: StripeAPI | None = None,
-        progress: bool = True, now: int | None = None) -> SyncSummary:
+        progress: bool = True, now: int | None = None, link_payouts: bool = True) -> SyncSummary:
     """Sync Stripe into the database: backfill what was never synced, then events.
 
     Args:
@@ -114,6 +114,8 @@ def run(full: bool = False, streams: list[str] | str | None = None, workers: int
         api: a :class:`~payops.stripe_api.StripeAPI` (default from the settings).
         progress: show a progress bar per stream (``tqdm.auto``: terminal or notebook).
         now: the current time in epoch seconds (tests); default the clock.
+        link_payouts: after the streams, store which balance transactions each settled payout
+            paid out (one ``?payout=`` list per payout not linked yet; see :mod:`payops.payouts`).
 
     Returns:
         A :class:`SyncSummary` (``print()`` it for the table).
@@ -136,7 +138,7 @@ def run(full: bool = False, streams: list[str] | str | None = None, workers: int
     for s, how in plan.how.items():
         summary.stream(s)["how"] = how
     _execute(api, db, plan, existing, summary, workers, progress, now)
-    if "payouts" in selected:
+    if link_payouts and "payouts" in selected:
         # which balance transactions each settled payout paid out (issue 12: payouts reconciled)
         from payops.payouts import sync_links
 
