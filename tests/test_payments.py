@@ -19,7 +19,8 @@ from payops.db import connect
 from payops.ui import display as D
 
 AS_OF = date(2026, 11, 20)  # a fixed "now" for the demo: nothing here depends on the day it runs
-TABLES = ("customers", "payment_intents", "charges", "refunds", "disputes", "balance_transactions", "bookings")
+TABLES = ("customers", "payment_intents", "charges", "refunds", "disputes", "balance_transactions", "bookings",
+          "transfers", "application_fees")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,12 @@ def _isolate(demo: Path, payment_intent: str, out: Path) -> Path:
             "disputes": "charge IN (SELECT id FROM chs)",
             "balance_transactions": "source IN (SELECT id FROM chs UNION ALL SELECT id FROM demo.refunds "
                                     "WHERE charge IN (SELECT id FROM chs) UNION ALL SELECT id FROM demo.disputes "
-                                    "WHERE charge IN (SELECT id FROM chs))",
+                                    "WHERE charge IN (SELECT id FROM chs) UNION ALL SELECT id FROM demo.transfers "
+                                    "WHERE source_transaction IN (SELECT id FROM chs) UNION ALL SELECT r.id FROM "
+                                    "demo.transfer_reversals r JOIN demo.transfers t ON t.id = r.transfer "
+                                    "WHERE t.source_transaction IN (SELECT id FROM chs))",
+            "transfers": "source_transaction IN (SELECT id FROM chs)",
+            "application_fees": "charge IN (SELECT id FROM chs)",
             "customers": "id IN (SELECT customer FROM demo.charges WHERE payment_intent = $pi)",
             "bookings": "payment_intent = $pi",
         }
