@@ -5,11 +5,19 @@ Every change payops makes (a refund decision, a booking status, a repair) writes
 audit rows. Each row carries ``hash`` = SHA-256 over the previous row's hash and this
 row's content, so ``payops audit verify`` can name the first row that was altered,
 inserted or removed by hand.
+
+Where the writer's audit key is set (:func:`payops.authority.audit_key`; always in team
+mode, where only ``payops serve`` has it) the hash is keyed: ``h1:`` + HMAC-SHA256 with that
+key. Someone who can write the database but lacks the key can neither recompute a keyed row
+after editing it nor write a row that passes as the writer's: once the chain holds a keyed
+row, every later row must be keyed. In team mode a process without the key writes no audit
+row at all (:class:`~payops.authority.ServiceRequired`), so its change is rolled back.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,9 +27,11 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-__all__ = ["Entry", "record", "rows", "row_hash", "list_rows", "verify_chain", "VerifyResult", "GENESIS"]
+__all__ = ["Entry", "record", "rows", "row_hash", "list_rows", "verify_chain", "VerifyResult", "GENESIS", "KEYED",
+           "seal", "row_problems", "writer_key"]
 
 GENESIS = "0" * 64
+KEYED = "h1:"  # prefix of a keyed hash: HMAC-SHA256 with the writer's audit key
 _COLUMNS = ("id", "at", "actor", "action", "entity", "entity_id", "before", "after", "note", "prev_hash", "hash")
 
 
@@ -32,11 +42,29 @@ def _canon(value: Any) -> str | None:
 
 
 def row_hash(prev_hash: str, id: int, at: datetime, actor: str, action: str, entity: str,
-             entity_id: str | None, before: str | None, after: str | None, note: str | None) -> str:
-    """The chained hash of one audit row (``before``/``after`` as stored JSON text)."""
+             entity_id: str | None, before: str | None, after: str | None, note: str | None,
+             *, key: bytes | None = None) -> str:
+    """The chained hash of one audit row (``before``/``after`` as stored JSON text).
+
+    With ``key`` (the writer's audit key): ``h1:`` + HMAC-SHA256, which nobody without the
+    key can recompute; without: plain SHA-256 (single-user mode without a key).
+    """
     at_utc = at.astimezone(UTC).isoformat(timespec="microseconds")
     payload = orjson.dumps([prev_hash, id, at_utc, actor, action, entity, entity_id, before, after, note])
+    if key is not None:
+        return KEYED + hmac.new(key, payload, hashlib.sha256).hexdigest()
     return hashlib.sha256(payload).hexdigest()
+
+
+def writer_key() -> bytes | None:
+    """The key this process writes audit rows with; refuses to write in team mode without one."""
+    from payops.authority import ServiceRequired, audit_key, team_mode
+
+    key = audit_key()
+    if key is None and team_mode():
+        raise ServiceRequired("team mode: only payops serve changes the database (it holds the audit key); "
+                              "send the change through it (PAYOPS_SERVICE_URL and your hub token)")
+    return key
 
 
 @dataclass(frozen=True)
@@ -59,13 +87,14 @@ def _chain(con: duckdb.DuckDBPyConnection, entries: Sequence[Entry]) -> list[tup
                                            [len(entries)]).fetchall())
     prev = con.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     prev_hash = prev[0] if prev and prev[0] else GENESIS
+    key = writer_key()
     now = datetime.now(UTC)
     out = []
     for new_id, e in zip(ids, entries, strict=True):
         at = (e.at or now).astimezone(UTC)
         b, a = _canon(e.before), _canon(e.after)
         eid = None if e.entity_id is None else str(e.entity_id)
-        h = row_hash(prev_hash, new_id, at, e.actor, e.action, e.entity, eid, b, a, e.note)
+        h = row_hash(prev_hash, new_id, at, e.actor, e.action, e.entity, eid, b, a, e.note, key=key)
         out.append((new_id, at, e.actor, e.action, e.entity, eid, b, a, e.note, prev_hash, h))
         prev_hash = h
     return out
@@ -79,6 +108,7 @@ def rows(con: duckdb.DuckDBPyConnection, entries: Iterable[Entry]) -> list[int]:
     """
     batch = list(entries)
     if not batch:
+        writer_key()  # a writer without rows to add must still be the writer
         return []
     stored = _chain(con, batch)
     if len(stored) == 1:
@@ -180,37 +210,113 @@ class VerifyResult:
     message: str = ""
 
 
-def _content_ok(row: tuple) -> bool:
+class KeyNeeded(Exception):
+    """A keyed row cannot be checked without the writer's audit key."""
+
+
+def _content_ok(row: tuple, key: bytes | None, keyed_before: bool) -> bool:
+    """Whether the row's hash matches its content; once the chain is keyed, only a keyed hash does."""
     rid, at, actor, action, entity, eid, before, after, note, prev_hash, h = row
     if not h or prev_hash is None:
         return False
+    if h.startswith(KEYED):
+        if key is None:
+            raise KeyNeeded(rid)
+        expected = row_hash(prev_hash, rid, at, actor, action, entity, eid, before, after, note, key=key)
+        return hmac.compare_digest(expected, h)
+    if keyed_before:
+        return False  # written without the writer's key after the writer took over
     return row_hash(prev_hash, rid, at, actor, action, entity, eid, before, after, note) == h
 
 
-def verify_chain(db=None) -> VerifyResult:
+ROW_SQL = ('SELECT id, "at", actor, action, entity, entity_id, CAST("before" AS VARCHAR), '
+            "CAST(after AS VARCHAR), note, prev_hash, hash FROM audit_log")
+
+
+def seal(con: duckdb.DuckDBPyConnection, *, actor: str = "system", note: str | None = None) -> int | None:
+    """Anchor the chain with a keyed row if its newest row is not keyed (the writer taking over).
+
+    Every row before a keyed row is then covered by the writer's MAC, so none can be added,
+    edited or removed without breaking it; a chain that is already keyed is left as it is.
+    Returns the new row's id, or None. Needs the audit key.
+    """
+    from payops.authority import require_audit_key
+
+    require_audit_key()
+    newest = con.execute("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    if newest and newest[0] and str(newest[0]).startswith(KEYED):
+        return None
+    return record(con, actor=actor, action="audit.seal", entity="audit_log",
+                  note=note or "the writer's key anchors every row before this one")
+
+
+def row_problems(con: duckdb.DuckDBPyConnection, rows: Iterable[tuple], key: bytes | None) -> list[str]:
+    """Why some of ``rows`` (as :data:`ROW_SQL` selects them) cannot count as the writer's.
+
+    A keyed row must carry a valid MAC; a plain row counts only if it comes before the
+    chain's first keyed row (anchored by it). Without a key nothing keyed can be checked.
+    """
+    found = con.execute(f"SELECT min(id) FROM audit_log WHERE hash LIKE '{KEYED}%'").fetchone()
+    first = found[0] if found else None
+    out = []
+    for row in rows:
+        rid, h = row[0], row[10] or ""
+        if h.startswith(KEYED):
+            if key is None:
+                out.append(f"audit row {rid} cannot be checked without the writer's audit key")
+            elif not _content_ok(row, key, True):
+                out.append(f"audit row {rid} does not carry the writer's MAC (written or edited by hand)")
+        elif first is None:
+            out.append(f"audit row {rid} is not anchored by the writer's key (payops serve has not sealed the chain)")
+        elif rid > first:
+            out.append(f"audit row {rid} was not written by the writer (it has no MAC)")
+    return out
+
+
+def verify_chain(db=None, *, key: bytes | None = None, con: duckdb.DuckDBPyConnection | None = None) -> VerifyResult:
     """Recompute the audit hash chain in id order and name the first row that breaks it.
 
     A row whose stored hash does not match its content was *altered*; a row that does not
     link to its predecessor while the row after it links past it was *inserted*; a missing
     link across a gap in ids means rows were *removed*. Removing the newest rows leaves no
-    trace in a hash chain (nothing follows them); every other edit is found.
+    trace in a hash chain (nothing follows them); every other edit is found. Keyed rows are
+    checked with the writer's key (default: this process's, :func:`payops.authority.audit_key`);
+    after the first keyed row, a row without a valid MAC counts as altered or inserted.
 
     Args:
         db: database path (default ``PAYOPS_DB``).
+        key: the audit key (default: the one this process has, if any).
+        con: an open connection to use instead of opening ``db``.
+
+    Returns:
+        The result; ``problem == "key needed"`` when keyed rows exist and no key is at hand.
     """
+    from payops.authority import audit_key
     from payops.db import connect
 
-    with connect(db) as con:
-        rows = con.execute(
-            'SELECT id, "at", actor, action, entity, entity_id, CAST("before" AS VARCHAR), '
-            "CAST(after AS VARCHAR), note, prev_hash, hash FROM audit_log ORDER BY id"
-        ).fetchall()
+    key = key if key is not None else audit_key()
+    if con is None:
+        with connect(db) as c:
+            rows = c.execute(ROW_SQL + " ORDER BY id").fetchall()
+    else:
+        rows = con.execute(ROW_SQL + " ORDER BY id").fetchall()
+    try:
+        return _verify_rows(rows, key)
+    except KeyNeeded as exc:
+        return VerifyResult(False, len(rows), "key needed", int(str(exc.args[0])),
+                            "the chain holds rows keyed by the writer: verify it where its audit key is "
+                            "(payops serve; `payops audit verify` asks the service in team mode)")
+
+
+def _verify_rows(rows: list[tuple], key: bytes | None) -> VerifyResult:
     n = len(rows)
+    keyed_before = False
     for i, row in enumerate(rows):
         rid, prev_hash, h = row[0], row[9], row[10]
         expected_prev = rows[i - 1][10] if i else GENESIS
         linked = prev_hash == expected_prev
-        content = _content_ok(row)
+        content = _content_ok(row, key, keyed_before)
+        keyed_before = keyed_before or (bool(h) and str(h).startswith(KEYED) and content)
         if linked and content:
             continue
         nxt = rows[i + 1] if i + 1 < n else None

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from payops.errors import ConfigError, PermissionDenied
 
 __all__ = [
     "AUDIT_KEY_ENV", "AUDIT_KEY_FILE_ENV", "Identity", "ServiceRequired", "audit_key", "team_mode",
-    "roles_for", "require_audit_key", "MIN_KEY_BYTES",
+    "roles_for", "require_audit_key", "MIN_KEY_BYTES", "acting", "current_identity",
 ]
 
 AUDIT_KEY_ENV = "PAYOPS_AUDIT_KEY"
@@ -62,11 +64,35 @@ class Identity:
         return any(r in self.roles for r in roles)
 
 
-def roles_for(name: str, groups: Iterable[str] = (), settings: Settings | None = None) -> tuple[str, ...]:
-    """The roles of hub user ``name`` in ``groups``, from ``[roles]`` (every role in single-user mode)."""
+_ACTING: ContextVar[Identity | None] = ContextVar("payops_acting", default=None)
+
+
+@contextmanager
+def acting(identity: Identity) -> Iterator[Identity]:
+    """Within the block, the library knows ``identity``'s hub groups (for ``group:`` roles)."""
+    token = _ACTING.set(identity)
+    try:
+        yield identity
+    finally:
+        _ACTING.reset(token)
+
+
+def current_identity() -> Identity | None:
+    """The identity :func:`acting` set for this context, if any."""
+    return _ACTING.get()
+
+
+def roles_for(name: str, groups: Iterable[str] | None = None, settings: Settings | None = None) -> tuple[str, ...]:
+    """The roles of hub user ``name`` in ``groups``, from ``[roles]`` (every role in single-user mode).
+
+    ``groups`` default: those of the identity the writer is acting for, when it is ``name``.
+    """
     settings = settings or get_settings()
     if settings.single_user:
         return ROLES
+    if groups is None:
+        me = _ACTING.get()
+        groups = me.groups if me is not None and me.name == name else ()
     mine = {name} | {GROUP_PREFIX + g for g in groups}
     return tuple(r for r in ROLES if mine & set(settings.roles.get(r, ())))
 

@@ -13,7 +13,8 @@ TESTS = REPO / "tests"
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-_ISOLATED = ("PAYOPS_", "STRIPE_")
+_ISOLATED = ("PAYOPS_", "STRIPE_", "JUPYTERHUB_")
+TEST_AUDIT_KEY = "test-only-audit-key-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +28,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("PAYOPS_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("PAYOPS_USER", "tester")
     monkeypatch.setenv("PAYOPS_DB_TIMEOUT", "5")
+    # Tests act as the writer (team mode's payops serve): it alone holds the audit key.
+    monkeypatch.setenv("PAYOPS_AUDIT_KEY", TEST_AUDIT_KEY)
     yield
 
 

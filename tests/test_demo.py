@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from payops.audit import GENESIS, row_hash
+from payops.authority import audit_key
 from payops.demo import TABLES, build_demo
 from payops.errors import InvalidInput
 
@@ -142,7 +143,7 @@ def test_audit_trail_is_chained_and_in_time_order(small):
     prev = GENESIS
     for row in audit:
         assert row[9] == prev
-        assert row[10] == row_hash(prev, row[0], row[1], *row[2:9])
+        assert row[10] == row_hash(prev, row[0], row[1], *row[2:9], key=audit_key())
         prev = row[10]
     times = [r[1] for r in audit]
     assert times == sorted(times)

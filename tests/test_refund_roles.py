@@ -25,7 +25,7 @@ def roles(tmp_path):
 
 def test_missing_role_is_refused_and_changes_nothing(roles):
     seed_payment()
-    r = R.request("pi_1", reason="duplicate", amount=1000, requested_by="eve")
+    r = R.request("pi_1", reason="duplicate", amount=1000, requested_by="sam")
     [res] = R.approve(r["id"], user="eve")
     assert not res.ok and "eve lacks the reviewer or senior role" in res.message
     [res] = R.reject(r["id"], user="eve", note="no")
@@ -73,7 +73,7 @@ def test_four_eyes_for_large_requests(roles):
 
 def test_a_senior_first_approver_cannot_also_be_second(roles):
     seed_payment(amount=9000)
-    rid = R.request("pi_1", reason="duplicate", amount=6000, requested_by="eve")["id"]
+    rid = R.request("pi_1", reason="duplicate", amount=6000, requested_by="sam")["id"]
     assert R.approve(rid, user="carla")[0].status == "PENDING"
     [res] = R.approve(rid, user="carla")
     assert not res.ok and "other than carla, who gave the first one" in res.message

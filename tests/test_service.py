@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -245,3 +246,170 @@ def test_payops_serve_needs_a_hub_and_stops_on_sigterm(tmp_path, db_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# --- the attacks of issue 11, against the writer ----------------------------------------------
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    from fake_stripe import FakeStripe
+
+    with FakeStripe() as fs:
+        monkeypatch.setenv("STRIPE_API_KEY", fs.api_key)
+        monkeypatch.setenv("STRIPE_API_BASE", fs.url)
+        yield fs
+
+
+def refund_posts(fake) -> list[dict]:
+    return [r for r in fake.requests if r["method"] == "POST" and r["path"] == "/v1/refunds"]
+
+
+def user_cli(url: str, *args: str, token: str | None = None, **env_extra: str) -> subprocess.CompletedProcess:
+    """`payops ...` as a user runs it: team mode, no audit key, no Stripe key."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYOPS_AUDIT", "STRIPE_", "JUPYTERHUB_"))}
+    env.update(PAYOPS_SERVICE_URL=url, **env_extra)
+    if token:
+        env["JUPYTERHUB_API_TOKEN"] = token
+    return subprocess.run([str(Path(sys.executable).with_name("payops")), *args], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=os.getcwd())
+
+
+@pytest.mark.slow
+def test_environment_names_do_not_pass_four_eyes(service):
+    """PAYOPS_USER=ana then PAYOPS_USER=carla (or USER=carla) on a $105 refund: the token decides."""
+    seed_payment(amount=10500)
+    rid = R.request("pi_1", reason="requested_by_customer", amount=10500, requested_by="ben")["id"]
+    for name in ("PAYOPS_USER", "USER"):
+        out = user_cli(service, "refunds", "approve", str(rid), **{name: "carla"})
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr.strip().count("\n") == 0 and "set JUPYTERHUB_API_TOKEN" in out.stderr
+    out = user_cli(service, "refunds", "approve", str(rid), token="tok-ana", PAYOPS_USER="carla", USER="carla")
+    assert out.returncode == 0 and "first approval by ana" in out.stdout
+    out = user_cli(service, "refunds", "approve", str(rid), token="tok-ana-2", PAYOPS_USER="carla")
+    assert out.returncode == 1 and R.get(rid)["status"] == "PENDING"
+    assert [a for a, _ in audit_rows(rid)] == ["ben", "ana"]
+
+
+def test_a_split_refund_is_large_by_its_cumulative_amount(service):
+    """$120 refunded as 50 + 50 + 20: the second and third need four-eyes."""
+    seed_payment(amount=12000)
+    ids = [R.request("pi_1", reason="requested_by_customer", amount=a, requested_by="ben")["id"]
+           for a in (5000, 5000, 2000)]
+    ana = acts(service, "tok-ana")
+    first, second, third = ana.approve(ids)
+    assert first.ok and first.status == "APPROVED"  # 50.00 is not above 50.00
+    assert second.ok and second.status == "PENDING" and "LARGE" in second.message
+    assert third.ok and third.status == "PENDING"
+    assert [r.status for r in acts(service, "tok-carla").approve(ids[1:])] == ["APPROVED", "APPROVED"]
+    assert (R.get(ids[2])["first_approver"], R.get(ids[2])["second_approver"]) == ("ana", "carla")
+    # the queue shows them LARGE the same way
+    large = R.queue(status=None, priority="LARGE")["id"].tolist()
+    assert sorted(large) == sorted(ids[1:])
+
+
+def test_apply_policy_needs_a_role_and_records_who_ran_it(service):
+    seed_payment(1, amount=3000, booking="cancelled")
+    seed_payment(2, amount=3000, booking="cancelled")
+    mine = R.request("pi_1", reason="requested_by_customer", amount=3000, requested_by="ana")["id"]
+    theirs = R.request("pi_2", reason="requested_by_customer", amount=3000, requested_by="ben")["id"]
+    status, body = call(service, "api/refunds/apply-policy", {}, {"Authorization": "token tok-vic"})
+    assert status == 403 and "vic lacks the reviewer or senior role" in body["error"]
+    assert R.get(theirs)["status"] == "PENDING"
+    results = acts(service, "tok-ana").apply_policy()
+    assert [(r.request_id, r.status) for r in results] == [(theirs, "APPROVED")]  # never her own request
+    assert R.get(mine)["status"] == "PENDING"
+    from payops.audit import list_rows
+
+    row = list_rows(entity="refund_request", entity_id=str(theirs), limit=1).iloc[0]
+    assert row["actor"] == "policy" and "run by ana" in row["note"]
+    assert json.loads(row["after"])["ran_by"] == "ana"
+
+
+def test_an_import_records_the_importer_not_the_csv(service):
+    seed_payment(amount=9000)
+    rows = [{"payment": "pi_1", "reason": "duplicate", "amount": "10.00", "requested_by": "carla"}]
+    [line] = acts(service, "tok-ben").import_rows(rows)
+    assert line["ok"], line
+    req = R.get(line["request"]["id"])
+    assert req["requested_by"] == "ben" and "(on behalf of carla)" in req["note"]
+    assert audit_rows(req["id"]) == [("ben", "refund_request.create")]
+    from payops.audit import list_rows
+
+    after = json.loads(list_rows(entity="refund_request", entity_id=str(req["id"]), limit=1).iloc[0]["after"])
+    assert after["on_behalf_of"] == "carla"
+    # a viewer imports nothing
+    status, _ = call(service, "api/refunds/import", {"rows": rows}, {"Authorization": "token tok-vic"})
+    assert status == 403
+
+
+def test_a_row_changed_outside_the_workflow_is_refused_marked_and_reported(service, fake):
+    """vic's UPDATE ... SET status='APPROVED', amount=2500: refused by payops query; and if he could
+    write the file anyway, the writer refuses to pay it, marks it and `audit verify` reports it."""
+    import payops
+    from payops.db import connect
+    from payops.errors import QueryRefused
+
+    seed_payment(amount=4500, fake=fake)
+    rid = R.request("pi_1", reason="duplicate", amount=500, requested_by="ben")["id"]
+    with pytest.raises(QueryRefused):
+        payops.query(f"UPDATE refund_requests SET status='APPROVED', amount=2500 WHERE id={rid}")
+    with connect() as con:  # a write connection he should not have
+        con.execute("UPDATE refund_requests SET status = 'APPROVED', amount = 2500 WHERE id = ?", [rid])
+    [res] = acts(service, "tok-ben").process()
+    assert not res.ok and res.status == "FAILED" and "does not follow from its audit history" in res.message
+    assert "its amount is 2500 but its history says 500" in res.message
+    assert refund_posts(fake) == [] and fake.objects("refund") == []
+    assert R.get(rid)["status"] == "FAILED"
+    status, report = call(service, "api/audit/verify", headers={"Authorization": "token tok-vic"})
+    assert status == 200 and report["chain"]["ok"] and not report["ok"]
+    assert [r["id"] for r in report["requests"]] == [rid]
+
+
+def test_forged_audit_rows_are_detected_and_nothing_is_paid(service, fake):
+    """Rewriting rows and recomputing hashes without the writer's key is found; no money moves."""
+    from payops import audit
+    from payops.db import connect
+
+    seed_payment(amount=9000, fake=fake)
+    rid = R.request("pi_1", reason="requested_by_customer", amount=6000, requested_by="ben")["id"]
+    acts(service, "tok-ana").approve([rid])  # a first approval by ana, keyed by the writer
+    with connect() as con:
+        # the forger adds carla's second approval, chained with a hash he can compute
+        prev, last_id = con.execute("SELECT hash, id FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+        at = datetime.now(UTC)
+        after = '{"decided_by":"carla","roles":["senior"],"second_approver":"carla","status":"APPROVED"}'
+        h = audit.row_hash(prev, last_id + 1, at, "carla", "refund_request.approve", "refund_request", str(rid),
+                           None, after, None)
+        con.execute('INSERT INTO audit_log (id, "at", actor, action, entity, entity_id, after, prev_hash, hash) '
+                    "VALUES (?, ?, 'carla', 'refund_request.approve', 'refund_request', ?, ?, ?, ?)",
+                    [last_id + 1, at, str(rid), after, prev, h])
+        con.execute("UPDATE refund_requests SET status = 'APPROVED', second_approver = 'carla', "
+                    "decided_by = 'carla' WHERE id = ?", [rid])
+    [res] = acts(service, "tok-ben").process()
+    assert not res.ok and "nothing sent to Stripe" in res.message and f"audit row {last_id + 1}" in res.message
+    assert refund_posts(fake) == []
+    status, report = call(service, "api/audit/verify", headers={"Authorization": "token tok-ana"})
+    assert not report["chain"]["ok"] and report["chain"]["row_id"] == last_id + 1
+
+
+def test_audit_verify_reports_every_request_that_does_not_follow_from_its_history():
+    from click.testing import CliRunner
+
+    from payops.cli import cli
+    from payops.db import connect
+
+    seed_payment(1, amount=4500)
+    seed_payment(2, amount=4500)
+    a = R.request("pi_1", reason="duplicate", amount=500)["id"]
+    b = R.request("pi_2", reason="duplicate", amount=700)["id"]
+    out = CliRunner().invoke(cli, ["audit", "verify"], catch_exceptions=False)
+    assert out.exit_code == 0 and "audit chain intact" in out.output
+    with connect() as con:
+        con.execute("UPDATE refund_requests SET status = 'APPROVED', amount = 2500 WHERE id = ?", [a])
+        con.execute("UPDATE refund_requests SET first_approver = 'carla' WHERE id = ?", [b])
+    out = CliRunner().invoke(cli, ["audit", "verify"], catch_exceptions=False)
+    assert out.exit_code == 1
+    assert f"request {a}: its status is 'APPROVED' but its history says 'PENDING'" in out.output
+    assert f"request {b}: its first_approver is 'carla' but its history says None" in out.output
+    assert "2 refund request(s) do not follow from their audit history" in out.output

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from payops import maintenance
-from payops.audit import verify_chain
 from payops.cli.core import DB_OPTION
 
 
@@ -102,13 +101,21 @@ def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: 
 @click.command()
 @DB_OPTION
 def verify(db: Path | None) -> None:
-    """Check the audit log's hash chain; name the first row altered, inserted or removed (exit 1)."""
-    result = verify_chain(db)
-    if result.ok:
-        click.echo(result.message)
-        return
-    click.secho(f"Error: audit chain broken: {result.message}", fg="red", err=True)
-    raise SystemExit(1)
+    """Check the audit log's hash chain and that every refund request follows from its history (exit 1)."""
+    from payops.service.actions import verify_report  # team mode without the key: asks payops serve
+
+    report = verify_report(db)
+    chain = report["chain"]
+    if not chain["ok"]:
+        click.secho(f"Error: audit chain broken: {chain['message']}", fg="red", err=True)
+        raise SystemExit(1)
+    click.echo(chain["message"])
+    for req in report["requests"]:
+        click.echo(req["message"])
+    if report["requests"]:
+        click.secho(f"Error: {len(report['requests'])} refund request(s) do not follow from their audit history",
+                    fg="red", err=True)
+        raise SystemExit(1)
 
 
 def register(cli: click.Group) -> None:

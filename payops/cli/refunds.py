@@ -5,7 +5,6 @@ Bulk commands print one line per request and exit 1 if any request failed.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -13,7 +12,9 @@ import click
 from payops import refunds as R
 from payops.bookings import BOOKING_STATUSES
 from payops.cli.core import COUNT, DB_OPTION, ROW_ID
+from payops.errors import InvalidInput
 from payops.money import format_amount
+from payops.refunds.intake import CSV_REQUIRED
 
 BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
 
@@ -39,6 +40,14 @@ def _report(results, *, verb: str) -> None:
     elif failed:
         click.echo(f"{failed} of {len(results)} failed.", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _acts(db, what: str):
+    """Who changes things: the library here (single-user mode, or the writer), else payops serve
+    with the user's hub token (team mode; PAYOPS_USER is ignored there)."""
+    from payops.service.actions import refund_actions
+
+    return refund_actions(db=db, what=f"`payops {what}`")
 
 
 @click.group()
@@ -88,9 +97,9 @@ def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db)
 @DB_OPTION
 def request_cmd(payment, amount, reason, note, db) -> None:
     """Open a refund request for a payment (pi_... or ch_...)."""
-    req = R.request(payment, reason=reason, amount=R.parse_amount(payment, amount, db=db), note=note, db=db)
-    click.echo(f"Refund request {req.id} opened: {format_amount(req.amount, req.currency)} "
-               f"on {req.charge or req.payment_intent} ({req.status}).")
+    req = _acts(db, "refunds request").request(payment, reason=reason, amount=amount, note=note)
+    click.echo(f"Refund request {req['id']} opened: {format_amount(req['amount'], req['currency'])} "
+               f"on {req['charge'] or req['payment_intent']} ({req['status']}).")
 
 
 @refunds.command("check")
@@ -141,7 +150,7 @@ def show_cmd(request_id, db) -> None:
 @DB_OPTION
 def approve_cmd(ids, note, db) -> None:
     """Approve PENDING requests (a LARGE one needs a second approval by a senior); FAILED ones go back for a retry."""
-    _report(R.approve(list(ids), note=note, db=db), verb="approve")
+    _report(_acts(db, "refunds approve").approve(list(ids), note), verb="approve")
 
 
 @refunds.command("reject")
@@ -150,14 +159,14 @@ def approve_cmd(ids, note, db) -> None:
 @DB_OPTION
 def reject_cmd(ids, note, db) -> None:
     """Reject PENDING requests; a note is required."""
-    _report(R.reject(list(ids), note=note, db=db), verb="reject")
+    _report(_acts(db, "refunds reject").reject(list(ids), note), verb="reject")
 
 
 @refunds.command("apply-policy")
 @DB_OPTION
 def apply_policy_cmd(db) -> None:
     """Auto-approve requests whose session was cancelled, a tutor no-show, or not yet held (under the cap)."""
-    _report(R.apply_policy(db=db), verb="approve by policy")
+    _report(_acts(db, "refunds apply-policy").apply_policy(), verb="approve by policy")
 
 
 @refunds.command("process")
@@ -166,7 +175,7 @@ def apply_policy_cmd(db) -> None:
 @DB_OPTION
 def process_cmd(dry_run, limit, db) -> None:
     """Send APPROVED requests to Stripe as refunds (idempotent; needs the processor role)."""
-    _report(R.process(limit=limit, dry_run=dry_run, db=db), verb="process")
+    _report(_acts(db, "refunds process").process(limit=limit, dry_run=dry_run), verb="process")
 
 
 @refunds.command("reconcile")
@@ -175,8 +184,7 @@ def process_cmd(dry_run, limit, db) -> None:
 @DB_OPTION
 def reconcile_cmd(older_than, db) -> None:
     """Finish PROCESSING requests left by a crash: find their refund in Stripe or retry with the same key."""
-    _report(R.reconcile(db=db, older_than=None if older_than is None else timedelta(minutes=older_than)),
-            verb="reconcile")
+    _report(_acts(db, "refunds reconcile").reconcile(older_than_minutes=older_than), verb="reconcile")
 
 
 @refunds.command("import")
@@ -184,18 +192,37 @@ def reconcile_cmd(older_than, db) -> None:
 @DB_OPTION
 def import_cmd(file, db) -> None:
     """Open requests from a CSV: payment, reason, and optional amount (major units), note, requested_by."""
-    lines = R.import_csv(file, db=db)
+    acts = _acts(db, "refunds import")
+    if acts.remote:  # the file is read here; the writer opens the requests as the hub user
+        lines = acts.import_rows(_csv_rows(file))
+    else:
+        lines = [{"line": x.line, "payment": x.payment, "ok": x.ok, "message": x.message, "request": x.request}
+                 for x in R.import_csv(file, user=acts.user, db=db)]
     for line in lines:
-        if line.request is not None:
-            req = line.request
-            click.echo(f"{click.style('ok  ', fg='green')} line {line.line}: request {req.id} opened, "
-                       f"{format_amount(req.amount, req.currency)} on {line.payment}")
+        req = line["request"]
+        if req is not None:
+            click.echo(f"{click.style('ok  ', fg='green')} line {line['line']}: request {req['id']} opened, "
+                       f"{format_amount(req['amount'], req['currency'])} on {line['payment']}")
         else:
-            click.echo(f"{click.style('FAIL', fg='red')} line {line.line}: {line.message}")
-    failed = sum(not line.ok for line in lines)
+            click.echo(f"{click.style('FAIL', fg='red')} line {line['line']}: {line['message']}")
+    failed = sum(not line["ok"] for line in lines)
     if failed:
         click.echo(f"{failed} of {len(lines)} failed.", err=True)
         raise click.exceptions.Exit(1)
+
+
+def _csv_rows(file: Path) -> list[dict]:
+    import csv
+    import io
+
+    try:
+        reader = csv.DictReader(io.StringIO(file.read_text(encoding="utf-8-sig"), newline=""))
+        rows = list(reader)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {file}: {exc.strerror}") from None
+    if not all(c in (reader.fieldnames or []) for c in CSV_REQUIRED):
+        raise InvalidInput(f"{file}: needs columns payment and reason (optional: amount, note, requested_by)")
+    return rows
 
 
 @click.group()
@@ -221,9 +248,7 @@ def bookings_import(file, db) -> None:
 @DB_OPTION
 def bookings_set_status(booking_id, status, note, db) -> None:
     """Change one booking's status (scheduled, completed, cancelled, no_show); audited."""
-    from payops.bookings import set_status
-
-    b = set_status(booking_id, status, note=note, db=db)
+    b = _acts(db, "bookings set-status").set_booking_status(booking_id, status, note=note)
     click.echo(f"Booking {b['booking_id']} is now {b['status']}.")
 
 

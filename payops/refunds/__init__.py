@@ -29,7 +29,7 @@ from __future__ import annotations
 from payops.refunds.decisions import apply_policy, approve, reject
 from payops.refunds.detail import RequestDetail, request_detail
 from payops.refunds.eligibility import PaymentFacts, check, eligibility_reasons, load_facts
-from payops.refunds.intake import CSV_COLUMNS, ImportLine, import_csv, parse_amount, request
+from payops.refunds.intake import CSV_COLUMNS, ImportLine, import_csv, import_records, parse_amount, request
 from payops.refunds.model import (
     COLUMNS,
     ENTITY,
@@ -50,6 +50,8 @@ from payops.refunds.model import (
     transition,
 )
 from payops.refunds.processing import process, reconcile, sync_refund_failures
+from payops.refunds.provenance import Provenance
+from payops.refunds.provenance import check as check_provenance
 from payops.refunds.queue import (
     QUEUE_COLUMNS,
     SORTS,
@@ -61,9 +63,11 @@ from payops.refunds.queue import (
     queue_page,
 )
 from payops.refunds.rules import (
+    cumulative_amount,
     decided_at_sql,
     decided_moment,
     is_large,
+    is_large_cumulative,
     is_pending_at,
     large_threshold,
     large_thresholds_sql,
@@ -96,7 +100,8 @@ __all__ = [
     # eligibility
     "check", "load_facts", "eligibility_reasons",
     # requests and the queue
-    "request", "parse_amount", "import_csv", "get", "history", "queue", "queue_count", "pending_by_priority",
+    "request", "parse_amount", "import_csv", "import_records", "Provenance", "check_provenance",
+    "cumulative_amount", "is_large_cumulative", "get", "history", "queue", "queue_count", "pending_by_priority",
     "customer_history", "queue_page", "request_detail",
     # decisions and processing
     "approve", "reject", "apply_policy", "process", "reconcile", "sync_refund_failures", "idempotency_key",

@@ -16,9 +16,10 @@ from typing import Any
 
 import duckdb
 
+from payops.authority import roles_for
 from payops.config import Settings, get_settings
 from payops.db import connect
-from payops.errors import PayopsError
+from payops.errors import PayopsError, PermissionDenied
 from payops.money import format_amount
 from payops.refunds.eligibility import verdict
 from payops.refunds.model import (
@@ -30,7 +31,7 @@ from payops.refunds.model import (
     transition,
     utcnow,
 )
-from payops.refunds.rules import is_large
+from payops.refunds.rules import cumulative_sql, is_large_cumulative
 
 __all__ = ["approve", "reject", "apply_policy", "decide", "missing_role", "already_decided"]
 
@@ -62,8 +63,8 @@ def already_decided(req: RefundRequest) -> str:
 
 
 def missing_role(settings: Settings, user: str, *roles: str) -> str | None:
-    """None if ``user`` holds one of ``roles``, else a sentence naming what is missing."""
-    if any(settings.has_role(user, r) for r in roles):
+    """None if ``user`` holds one of ``roles`` (by name, or by hub group), else a sentence naming what is missing."""
+    if set(roles) & set(roles_for(user, settings=settings)):
         return None
     return f"{user} lacks the {' or '.join(roles)} role needed for this (set in {settings.config_path} [roles])"
 
@@ -125,9 +126,16 @@ def _second_approval_problem(req: RefundRequest, who: str, settings: Settings) -
     return None
 
 
-def _first_of_two(con, req: RefundRequest, who: str, note: str | None, now: datetime) -> ActionResult:
+def _roles_now(who: str, settings: Settings) -> dict[str, Any]:
+    """The approver's roles at this moment, kept in the audit row: provenance checks them later."""
+    return {"roles": list(roles_for(who, settings=settings))}
+
+
+def _first_of_two(con, req: RefundRequest, who: str, note: str | None, now: datetime,
+                  settings: Settings) -> ActionResult:
     if not transition(con, req, "PENDING", action="approve", actor=who, note=note, at=now,
-                      changes={"first_approver": who, "first_approved_at": now}, expect={"first_approver": None}):
+                      changes={"first_approver": who, "first_approved_at": now}, expect={"first_approver": None},
+                      audit_extra=_roles_now(who, settings)):
         return _lost(con, req)
     return ActionResult(req.id, True, "PENDING",
                         f"request {req.id}: first approval by {who} recorded; it is LARGE and needs a second "
@@ -138,7 +146,7 @@ def _approve_one(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, who: str
                  settings: Settings) -> ActionResult:
     """Approve one PENDING request (first or second approval), or retry a FAILED one."""
     now = utcnow()
-    large = is_large(req.amount, req.currency, settings.refund_policy)
+    large = is_large_cumulative(con, req, settings.refund_policy)
     if req.status == "FAILED":
         return _retry(con, req, who=who, note=note, large=large, settings=settings, now=now)
     if req.status != "PENDING":
@@ -149,11 +157,13 @@ def _approve_one(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, who: str
     else:
         missing = missing_role(settings, who, "reviewer", "senior")
         problem = f"cannot approve request {req.id}: {missing}" if missing else None
+        if not problem and who == req.requested_by and not settings.single_user:
+            problem = f"request {req.id} needs an approval by someone other than {who}, who requested it"
     problem = problem or _ineligible(con, req, settings, now)
     if problem:
         return ActionResult(req.id, False, req.status, problem)
     if large and not second:
-        return _first_of_two(con, req, who, note, now)
+        return _first_of_two(con, req, who, note, now, settings)
     changes: dict[str, Any] = {"decided_by": who, "decided_at": now, "decision_note": note}
     if second:
         changes["second_approver"] = who
@@ -162,7 +172,7 @@ def _approve_one(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, who: str
     # the second approval must follow the very first one it saw; a single one must be the first
     expect = {"first_approver": req.first_approver if second else None}
     if not transition(con, req, "APPROVED", action="approve", actor=who, note=note, at=now, changes=changes,
-                      expect=expect):
+                      expect=expect, audit_extra=_roles_now(who, settings)):
         return _lost(con, req)
     extra = f" (second approval; first by {req.first_approver})" if second else ""
     return ActionResult(req.id, True, "APPROVED",
@@ -230,7 +240,7 @@ def reject(ids: int | Iterable[int], *, note: str, user: str | None = None, db=N
 
 
 def _approve_by_policy(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, booking_status: str,
-                       settings: Settings, now: datetime) -> ActionResult:
+                       settings: Settings, now: datetime, ran_by: str) -> ActionResult:
     """Approve one request as ``policy`` because its session was not held."""
     if req.status != "PENDING" or req.first_approver is not None:
         return ActionResult(req.id, False, req.status, already_decided(req))
@@ -239,22 +249,25 @@ def _approve_by_policy(con: duckdb.DuckDBPyConnection, req: RefundRequest, *, bo
         return ActionResult(req.id, False, "PENDING", f"request {req.id} is not eligible: " + "; ".join(v.reasons))
     t = utcnow()
     why = _POLICY_WHY[booking_status]
-    note = f"auto-approved by policy: {why} (booking {v.payment['booking_id']})"
+    note = f"auto-approved by policy: {why} (booking {v.payment['booking_id']}; run by {ran_by})"
     if not transition(con, req, "APPROVED", action="approve", actor="policy", note=note, at=t,
                       changes={"first_approver": "policy", "first_approved_at": t, "decided_by": "policy",
                                "decided_at": t, "decision_note": note},
-                      expect={"first_approver": None}):
+                      expect={"first_approver": None},
+                      audit_extra={"ran_by": ran_by, "ran_by_roles": list(roles_for(ran_by, settings=settings))}):
         return _lost(con, req)
     return ActionResult(req.id, True, "APPROVED",
                         f"request {req.id} approved by policy: {why}, {format_amount(req.amount, req.currency)}")
 
 
 def _policy_candidates(con: duckdb.DuckDBPyConnection, now: datetime) -> list[tuple]:
-    """(id, amount, currency, booking status) of PENDING requests whose session was not held."""
+    """(id, amount, cumulative amount, currency, booking status, requester) of PENDING requests
+    whose session was not held."""
     held = ", ".join(f"'{s}'" for s in _POLICY_WHY if s != "scheduled")
     return con.execute(
-        f"""SELECT r.id, r.amount, r.currency, b.status
+        f"""SELECT r.id, r.amount, cum.cumulative, r.currency, b.status, r.requested_by
             FROM refund_requests r
+            JOIN ({cumulative_sql()}) cum ON cum.id = r.id
             JOIN payment_intents pi ON pi.id = r.payment_intent
             JOIN bookings b ON b.booking_id = pi.booking_id
                  OR (pi.booking_id IS NULL AND b.payment_intent = r.payment_intent)
@@ -263,22 +276,35 @@ def _policy_candidates(con: duckdb.DuckDBPyConnection, now: datetime) -> list[tu
             ORDER BY r.requested_at, r.id""", [now]).fetchall()
 
 
-def apply_policy(*, db=None, now: datetime | None = None) -> list[ActionResult]:
+def apply_policy(*, user: str | None = None, db=None, now: datetime | None = None) -> list[ActionResult]:
     """The session rule: auto-approve (actor ``policy``) eligible PENDING requests whose session
     was not held, i.e. its booking is cancelled, a tutor no-show, or scheduled in the future,
-    up to ``[refunds] auto_approve_cap``. LARGE requests (four-eyes) and completed sessions stay
-    for reviewers. Returns one result per request the rule applies to.
+    up to ``[refunds] auto_approve_cap``. LARGE requests (four-eyes, by the cumulative amount)
+    and completed sessions stay for reviewers. Returns one result per request the rule applies to.
+
+    Running it is a decision: ``user`` (default ``PAYOPS_USER``) needs the reviewer or senior
+    role and is recorded with each approval (``ran_by``, and in the note); in team mode the
+    rule never approves a request its runner asked for.
+
+    Raises:
+        PermissionDenied: ``user`` holds neither role.
     """
     settings = get_settings()
     policy = settings.refund_policy
+    who = acting_user(user)
+    missing = missing_role(settings, who, "reviewer", "senior")
+    if missing:
+        raise PermissionDenied(f"cannot run the session rule: {missing}")
     now = now or utcnow()
     with connect(db) as con:
         candidates = _policy_candidates(con, now)
     out = []
-    for rid, amount, currency, booking_status in candidates:
+    for rid, amount, cumulative, currency, booking_status, requester in candidates:
         cap = policy.auto_approve_cap(currency)
-        if is_large(amount, currency, policy) or (cap is not None and amount > cap):
+        if cumulative > policy.large_threshold(currency) or (cap is not None and amount > cap):
             continue
-        fn = partial(_approve_by_policy, booking_status=booking_status, settings=settings, now=now)
+        if requester == who and not settings.single_user:
+            continue
+        fn = partial(_approve_by_policy, booking_status=booking_status, settings=settings, now=now, ran_by=who)
         out.append(decide(rid, fn, db))
     return out

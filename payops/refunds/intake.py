@@ -7,22 +7,23 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from payops.authority import roles_for
 from payops.config import get_settings
 from payops.db import connect, transaction
-from payops.errors import InvalidInput, NotEligible, PayopsError
+from payops.errors import InvalidInput, NotEligible, PayopsError, PermissionDenied
 from payops.money import from_decimal
 from payops.refunds.eligibility import check, verdict
 from payops.refunds.model import REASONS, RefundRequest, acting_user, utcnow
 from payops.refunds.store import insert
 
-__all__ = ["CSV_COLUMNS", "CSV_REQUIRED", "ImportLine", "request", "parse_amount", "import_csv"]
+__all__ = ["CSV_COLUMNS", "CSV_REQUIRED", "ImportLine", "request", "parse_amount", "import_csv", "import_records"]
 
 CSV_REQUIRED = ("payment", "reason")
 CSV_COLUMNS = (*CSV_REQUIRED, "amount", "note", "requested_by")
 
 
 def request(payment_id: str, *, reason: str, amount: int | None = None, note: str | None = None,
-            requested_by: str | None = None, db=None) -> RefundRequest:
+            requested_by: str | None = None, on_behalf_of: str | None = None, db=None) -> RefundRequest:
     """Open a refund request (PENDING) for a payment; returns the stored request.
 
     Args:
@@ -30,9 +31,11 @@ def request(payment_id: str, *, reason: str, amount: int | None = None, note: st
         reason: one of :data:`REASONS` (Stripe's refund reasons).
         amount: minor units; default all that is still refundable.
         note: free text (why).
-        requested_by: who asks; default ``PAYOPS_USER``.
+        requested_by: who asks; default ``PAYOPS_USER``. In team mode a viewer only looks.
+        on_behalf_of: who ``requested_by`` asks for (kept in the note and the audit row).
 
     Raises:
+        PermissionDenied: in team mode, the requester is a viewer and nothing more.
         InvalidInput: an unknown reason or a non-positive amount.
         NotEligible: the payment cannot be refunded by this amount (the message lists why).
         NotFound: no such payment in the database.
@@ -47,6 +50,11 @@ def request(payment_id: str, *, reason: str, amount: int | None = None, note: st
     who = acting_user(requested_by)
     now = utcnow()
     settings = get_settings()
+    if roles_for(who, settings=settings) == ("viewer",):
+        raise PermissionDenied(f"{who} is a viewer, and viewers only look: a refund request needs the reviewer, "
+                               f"senior or processor role (set in {settings.config_path} [roles])")
+    if on_behalf_of and on_behalf_of != who:
+        note = f"{note + ' ' if note else ''}(on behalf of {on_behalf_of})"
     with connect(db) as con, transaction(con):
         # Check and insert under the same lock: two requests cannot both take the last euro.
         v = verdict(con, payment_id, amount, now=now, settings=settings)
@@ -55,7 +63,8 @@ def request(payment_id: str, *, reason: str, amount: int | None = None, note: st
         p = v.payment
         return insert(con, payment_intent=p["payment_intent"], charge=p["charge"], customer=p["customer"],
                       amount=amount if amount is not None else p["refundable"], currency=p["currency"],
-                      reason=reason, note=note, requested_by=who, at=now)
+                      reason=reason, note=note, requested_by=who, at=now,
+                      on_behalf_of=on_behalf_of if on_behalf_of != who else None)
 
 
 def parse_amount(payment_id: str, amount: str | None, *, db=None) -> int | None:
@@ -84,12 +93,16 @@ class ImportLine:
 
 
 def _field(rec: dict, name: str) -> str | None:
-    return (rec.get(name) or "").strip() or None
+    value = rec.get(name)
+    return str(value).strip() or None if value is not None else None
 
 
-def import_csv(path: str | Path, *, db=None) -> list[ImportLine]:
+def import_csv(path: str | Path, *, user: str | None = None, db=None) -> list[ImportLine]:
     """Open one request per row of a CSV with columns ``payment, reason`` and optionally
     ``amount`` (major units), ``note``, ``requested_by``.
+
+    The importer (``user``, default ``PAYOPS_USER``) is the requester and the audit actor of
+    every row; a row's ``requested_by`` is kept as "on behalf of" data, never as the actor.
 
     Each row stands alone: a row that cannot be opened (not eligible, a bad amount) is
     reported in its :class:`ImportLine` and the others still are.
@@ -105,18 +118,30 @@ def import_csv(path: str | Path, *, db=None) -> list[ImportLine]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     if not all(c in (reader.fieldnames or []) for c in CSV_REQUIRED):
         raise InvalidInput(f"{path}: needs columns payment and reason (optional: amount, note, requested_by)")
+    importer = acting_user(user)
     out = []
     last = reader.line_num
     for rec in reader:
         # a quoted field may span lines: a record is named by the line it starts on
         n, last = last + 1, reader.line_num
-        payment = _field(rec, "payment") or ""
-        try:
-            req = request(payment, reason=_field(rec, "reason") or "",
-                          amount=parse_amount(payment, _field(rec, "amount"), db=db),
-                          note=_field(rec, "note"), requested_by=_field(rec, "requested_by"), db=db)
-        except PayopsError as exc:
-            out.append(ImportLine(n, payment, None, exc.message))
-            continue
-        out.append(ImportLine(n, payment, req, f"request {req.id} opened"))
+        out.append(_import_one(n, rec, importer, db))
     return out
+
+
+def import_records(records: list[dict], *, user: str | None = None, db=None) -> list[ImportLine]:
+    """:func:`import_csv` for rows already read (dicts with the CSV's columns, numbered from line 2),
+    e.g. sent to the writer by a client that read the file."""
+    importer = acting_user(user)
+    return [_import_one(n, rec, importer, db) for n, rec in enumerate(records, start=2)]
+
+
+def _import_one(n: int, rec: dict, importer: str, db) -> ImportLine:
+    payment = _field(rec, "payment") or ""
+    try:
+        req = request(payment, reason=_field(rec, "reason") or "",
+                      amount=parse_amount(payment, _field(rec, "amount"), db=db),
+                      note=_field(rec, "note"), requested_by=importer,
+                      on_behalf_of=_field(rec, "requested_by"), db=db)
+    except PayopsError as exc:
+        return ImportLine(n, payment, None, exc.message)
+    return ImportLine(n, payment, req, f"request {req.id} opened")

@@ -16,6 +16,8 @@ from typing import Any
 
 import duckdb
 
+from payops import audit
+from payops.authority import audit_key
 from payops.config import Settings, get_settings
 from payops.db import connect, transaction
 from payops.errors import StripeError, TransientError
@@ -23,6 +25,7 @@ from payops.money import format_amount
 from payops.refunds.decisions import decide, missing_role
 from payops.refunds.eligibility import DEAD_REFUNDS, record_refunded, verdict
 from payops.refunds.model import ActionResult, RefundRequest, acting_user, idempotency_key, load, transition, utcnow
+from payops.refunds.provenance import check as provenance
 
 __all__ = ["process", "reconcile", "sync_refund_failures"]
 
@@ -158,6 +161,30 @@ def _send(req: RefundRequest, api, actor: str, db, *, look_first: bool) -> Actio
     return _record_refund(req, refund, actor, db)
 
 
+def _refuse_unproven(con: duckdb.DuckDBPyConnection, req: RefundRequest, actor: str, settings: Settings,
+                     now) -> ActionResult | None:
+    """Provenance before money moves (team mode): refuse, mark FAILED and report a request whose
+    state does not follow from its audit history; None when it does."""
+    if settings.single_user:
+        return None
+    found = provenance(con, req, settings=settings, key=audit_key())
+    if found.ok:
+        return None
+    msg = ("refused before sending to Stripe: its state does not follow from its audit history: "
+           + "; ".join(found.problems))
+    transition(con, req, "FAILED", action="fail", actor=actor, note=msg, at=now, changes={"failure_message": msg},
+               audit_action="refund_request.provenance_refused", audit_extra={"expected": found.expected})
+    return ActionResult(req.id, False, "FAILED", f"request {req.id} {msg}")
+
+
+def _chain_problem(db, settings: Settings) -> str | None:
+    """In team mode nothing is sent while the audit chain is broken (it is what provenance reads)."""
+    if settings.single_user:
+        return None
+    result = audit.verify_chain(db, key=audit_key())
+    return None if result.ok else f"nothing sent to Stripe: {result.message}"
+
+
 def _start(request_id: int, actor: str, db,
            settings: Settings) -> tuple[RefundRequest | None, int, ActionResult | None]:
     """APPROVED -> PROCESSING (committed before Stripe is called), after re-checking eligibility.
@@ -173,6 +200,9 @@ def _start(request_id: int, actor: str, db,
             return None, 0, ActionResult(request_id, False, req.status,
                                          f"request {request_id} is {req.status}, not APPROVED")
         now = utcnow()
+        refused = _refuse_unproven(con, req, actor, settings, now)
+        if refused is not None:
+            return None, 0, refused
         v = verdict(con, req.payment_id, req.amount, exclude=request_id, currency=req.currency, now=now,
                     settings=settings)
         if not v.eligible:
@@ -246,6 +276,9 @@ def process(*, limit: int | None = None, dry_run: bool = False, user: str | None
         return [ActionResult(rid, False, "APPROVED", f"cannot process request {rid}: {missing}") for rid in todo]
     if dry_run:
         return _dry_run(todo, db, settings)
+    broken = _chain_problem(db, settings) if todo else None
+    if broken:
+        return [ActionResult(rid, False, "APPROVED", f"request {rid}: {broken}") for rid in todo]
     stuck = settings.refund_policy.stuck_after
     if not todo and ids is None:
         return reconcile(user=who, db=db, api=api, older_than=stuck)
@@ -263,14 +296,22 @@ def process(*, limit: int | None = None, dry_run: bool = False, user: str | None
     return out
 
 
-def _count_attempt(request_id: int, actor: str, db) -> RefundRequest | None:
-    """PROCESSING -> PROCESSING with one more attempt (audited); None if it is no longer PROCESSING."""
+def _count_attempt(request_id: int, actor: str, db,
+                   settings: Settings) -> tuple[RefundRequest | None, ActionResult | None]:
+    """PROCESSING -> PROCESSING with one more attempt (audited), after the provenance check.
+
+    Returns (the request, None), (None, why it was refused) or (None, None) if it is no
+    longer PROCESSING.
+    """
     with connect(db) as con, transaction(con):
         cur = load(con, request_id)
         if cur is None or cur.status != "PROCESSING":
-            return None
+            return None, None
+        refused = _refuse_unproven(con, cur, actor, settings, utcnow())
+        if refused is not None:
+            return None, refused
         return transition(con, cur, "PROCESSING", action="reconcile", actor=actor,
-                          changes={"attempts": cur.attempts + 1})
+                          changes={"attempts": cur.attempts + 1}), None
 
 
 def reconcile(*, user: str | None = None, db=None, api=None, older_than: timedelta | None = None) -> list[ActionResult]:
@@ -294,11 +335,16 @@ def reconcile(*, user: str | None = None, db=None, api=None, older_than: timedel
     missing = missing_role(settings, who, "processor")
     if missing:
         return [ActionResult(rid, False, "PROCESSING", f"cannot reconcile request {rid}: {missing}") for rid in ids]
+    broken = _chain_problem(db, settings)
+    if broken:
+        return [ActionResult(rid, False, "PROCESSING", f"request {rid}: {broken}") for rid in ids]
     client = _client(api)
     out = []
     for rid in ids:
-        req = _count_attempt(rid, who, db)
-        if req is not None:
+        req, refused = _count_attempt(rid, who, db, settings)
+        if refused is not None:
+            out.append(refused)
+        elif req is not None:
             out.append(_send(req, client, who, db, look_first=True))
     return out
 

@@ -25,7 +25,7 @@ from payops.db import reuse
 from payops.errors import InvalidInput
 from payops.money import format_amount
 from payops.refunds.model import PRIORITIES, STATUSES, utcnow
-from payops.refunds.rules import large_thresholds_sql, priority_cutoffs, priority_flags_sql
+from payops.refunds.rules import cumulative_sql, large_thresholds_sql, priority_cutoffs, priority_flags_sql
 
 __all__ = ["QUEUE_COLUMNS", "SORTS", "QueuePage", "queue", "queue_page", "queue_count", "pending_by_priority",
            "customer_history"]
@@ -128,7 +128,8 @@ def _base_sql(con, settings, now, status, priority, currency, min_amount, search
     rwhere, rparams, flag_where = _reviewer_filters(customer, waiting_for)
     where, fparams = where + rwhere, fparams + rparams
     flag_where += _priority_filter(priority)
-    flags = priority_flags_sql(urgent_before="cut.urgent_before", high_before="cut.high_before", large="th.large")
+    flags = priority_flags_sql(urgent_before="cut.urgent_before", high_before="cut.high_before", large="th.large",
+                               amount="cum.cumulative")
     flag_cols = ",\n               ".join(f"{cond} AS {_FLAG_COLUMNS[name]}" for name, cond in flags.items())
     sql = f"""{head},
     base AS (
@@ -138,6 +139,7 @@ def _base_sql(con, settings, now, status, priority, currency, min_amount, search
         FROM refund_requests r
         CROSS JOIN cut
         LEFT JOIN th ON th.currency = r.currency
+        LEFT JOIN ({cumulative_sql()}) cum ON cum.id = r.id
         LEFT JOIN customers c ON c.id = r.customer
         {"WHERE " + " AND ".join(where) if where else ""}
     ),

@@ -1,6 +1,9 @@
 """The one definition of each refund-request rule, in Python and as SQL text.
 
-* **LARGE**: the amount is above ``[refunds] large_above`` for its currency.
+* **LARGE**: the *cumulative* amount requested on the payment is above ``[refunds]
+  large_above`` for its currency: the request's own amount plus every earlier request on the
+  same payment that is open or processed (PENDING, APPROVED, PROCESSING, PROCESSED), so a
+  120.00 refund split as 50 + 50 + 20 cannot dodge four-eyes.
 * **URGENT** / **HIGH**: a PENDING request asked for more than ``urgent_after_days`` /
   more than ``high_after_days`` (and not URGENT) ago. A request can be URGENT and LARGE.
 * **open**: a request in :data:`~payops.refunds.OPEN_STATUSES`; its amount counts
@@ -21,15 +24,24 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+import duckdb
 
 from payops.config import RefundPolicy, Settings, get_settings
 from payops.refunds.model import OPEN_STATUSES
 
+if TYPE_CHECKING:
+    from payops.refunds.model import RefundRequest
+
 __all__ = [
     "large_threshold", "is_large", "priority_cutoffs", "priorities", "priority", "decided_moment",
     "is_pending_at", "open_sql", "decided_at_sql", "pending_at_sql", "priority_flags_sql", "priority_sql",
-    "large_thresholds_sql",
+    "large_thresholds_sql", "LARGE_COUNTED", "cumulative_amount", "is_large_cumulative", "cumulative_sql",
 ]
+
+# The requests whose amounts add up on a payment for LARGE: open ones and processed ones.
+LARGE_COUNTED = (*OPEN_STATUSES, "PROCESSED")
 
 _CURRENCY = re.compile(r"[A-Za-z]{3}")
 _NO_LIMIT = 9223372036854775807  # BIGINT max: a currency without a threshold row is never LARGE
@@ -47,6 +59,29 @@ def large_threshold(currency: str, settings: Settings | None = None) -> int:
 def is_large(amount: int, currency: str, policy: RefundPolicy) -> bool:
     """Above the LARGE threshold of its currency (four-eyes, never auto-approved)."""
     return amount > policy.large_threshold(currency)
+
+
+def cumulative_amount(con: duckdb.DuckDBPyConnection, req: RefundRequest) -> int:
+    """``req``'s amount plus the earlier requests on its payment in :data:`LARGE_COUNTED`."""
+    counted = ", ".join(f"'{s}'" for s in LARGE_COUNTED)
+    found = con.execute(
+        f"SELECT coalesce(sum(amount), 0) FROM refund_requests WHERE id < ? AND status IN ({counted}) "
+        "AND ((charge IS NOT NULL AND charge = ?) OR (payment_intent IS NOT NULL AND payment_intent = ?))",
+        [req.id, req.charge, req.payment_intent]).fetchone()
+    return int(found[0] if found else 0) + int(req.amount)
+
+
+def is_large_cumulative(con: duckdb.DuckDBPyConnection, req: RefundRequest, policy: RefundPolicy) -> bool:
+    """LARGE by the cumulative amount on the payment (see the module docstring): four-eyes."""
+    return cumulative_amount(con, req) > policy.large_threshold(req.currency)
+
+
+def cumulative_sql(table: str = "refund_requests") -> str:
+    """A query ``(id, cumulative)``: :func:`cumulative_amount` for every request of ``table``."""
+    counted = ", ".join(f"'{s}'" for s in LARGE_COUNTED)
+    return (f"SELECT id, sum(CASE WHEN status IN ({counted}) THEN amount ELSE 0 END) OVER "
+            "(PARTITION BY coalesce(payment_intent, charge) ORDER BY id) "
+            f"+ CASE WHEN status IN ({counted}) THEN 0 ELSE amount END AS cumulative FROM {table}")
 
 
 def priority_cutoffs(policy: RefundPolicy, now: datetime) -> tuple[datetime, datetime]:
@@ -119,7 +154,8 @@ def pending_at_sql(moment: str, req: str = "r") -> str:
     return f"({req}.requested_at <= {moment} AND ({decided} IS NULL OR {decided} > {moment}))"
 
 
-def priority_flags_sql(*, urgent_before: str, high_before: str, large: str, req: str = "r") -> dict[str, str]:
+def priority_flags_sql(*, urgent_before: str, high_before: str, large: str, req: str = "r",
+                       amount: str | None = None) -> dict[str, str]:
     """SQL conditions per priority: ``{"URGENT": ..., "HIGH": ..., "LARGE": ...}``.
 
     Args:
@@ -128,12 +164,15 @@ def priority_flags_sql(*, urgent_before: str, high_before: str, large: str, req:
         large: an SQL expression for the request's LARGE threshold in minor units (NULL:
             never LARGE), e.g. a column of :func:`large_thresholds_sql`.
         req: the alias of ``refund_requests``.
+        amount: the SQL expression LARGE compares (default ``<req>.amount``; the queue passes
+            the cumulative amount of :func:`cumulative_sql`).
     """
     pending = f"{req}.status = 'PENDING'"
+    amount = amount or f"{req}.amount"
     return {
         "URGENT": f"({pending} AND {req}.requested_at < {urgent_before})",
         "HIGH": f"({pending} AND {req}.requested_at < {high_before} AND {req}.requested_at >= {urgent_before})",
-        "LARGE": f"({req}.amount > coalesce({large}, {_NO_LIMIT}))",
+        "LARGE": f"({amount} > coalesce({large}, {_NO_LIMIT}))",
     }
 
 

@@ -61,8 +61,12 @@ def history(request_id: int, *, db=None, con=None) -> pd.DataFrame:
 
 def insert(con: duckdb.DuckDBPyConnection, *, payment_intent: str | None, charge: str | None,
            customer: str | None, amount: int, currency: str, reason: str, note: str | None, requested_by: str,
-           at: datetime) -> RefundRequest:
-    """A new PENDING request and its ``create`` audit row, on ``con`` (the caller checked eligibility)."""
+           at: datetime, on_behalf_of: str | None = None) -> RefundRequest:
+    """A new PENDING request and its ``create`` audit row, on ``con`` (the caller checked eligibility).
+
+    ``on_behalf_of``: who the requester asks for (an imported CSV's ``requested_by``), kept in
+    the audit row; the requester stays the one who acted.
+    """
     cur = con.execute(
         "INSERT INTO refund_requests (payment_intent, charge, customer, amount, currency, reason, note,"
         " status, requested_by, requested_at, attempts, retries, updated_at)"
@@ -71,6 +75,8 @@ def insert(con: duckdb.DuckDBPyConnection, *, payment_intent: str | None, charge
     req = RefundRequest.from_row(COLUMNS, cur.fetchall()[0])
     after = {"status": "PENDING", "payment_intent": payment_intent, "charge": charge, "customer": customer,
              "amount": amount, "currency": currency, "reason": reason}
+    if on_behalf_of:
+        after["on_behalf_of"] = on_behalf_of
     audit.record(con, actor=requested_by, action=f"{ENTITY}.create", entity=ENTITY, entity_id=req.id,
                  after=after, note=note, at=at)
     return req

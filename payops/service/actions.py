@@ -4,6 +4,8 @@
 current user, as before) and :class:`RemoteActions` in team mode (``payops serve``, as the
 user the hub token names; ``PAYOPS_USER`` is ignored). Both have the same methods and return
 the same :class:`payops.refunds.ActionResult` lists, so a caller never branches on the mode.
+``approve(ids, note)``, ``reject(ids, note)`` and ``process(ids)`` are also the three methods
+the review app's ``payops.ui.actions.ReviewActions`` asks for.
 
 Example::
 
@@ -15,18 +17,19 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from payops.authority import roles_for, team_mode
+from payops.authority import audit_key, roles_for, team_mode
 from payops.config import get_settings
 from payops.service.client import ServiceClient
 
 __all__ = ["RefundActions", "LocalActions", "RemoteActions", "refund_actions", "ImportRow"]
 
 # One CSV line of `refunds import`: payment, reason, and optionally amount (major units), note,
-# requested_by (recorded as "on behalf of"; the importer is the actor).
+# requested_by (recorded as "on behalf of"; the importer is the actor). import_rows answers one
+# dict per line: line, payment, ok, message, request.
 ImportRow = dict[str, Any]
 
 
@@ -48,18 +51,18 @@ class RefundActions(Protocol):
     roles: tuple[str, ...]
     remote: bool
 
-    def approve(self, ids: int | Iterable[int], *, note: str | None = None) -> list: ...
+    def approve(self, ids: int | Iterable[int], note: str | None = None) -> list: ...
 
-    def reject(self, ids: int | Iterable[int], *, note: str) -> list: ...
+    def reject(self, ids: int | Iterable[int], note: str) -> list: ...
 
-    def process(self, *, limit: int | None = None, dry_run: bool = False, ids: Sequence[int] | None = None) -> list: ...
+    def process(self, ids: Iterable[int] | None = None, *, limit: int | None = None, dry_run: bool = False) -> list: ...
 
     def reconcile(self, *, older_than_minutes: int | None = None) -> list: ...
 
     def apply_policy(self) -> list: ...
 
     def request(self, payment: str, *, reason: str, amount: str | int | None = None,
-                note: str | None = None) -> dict: ...
+                note: str | None = None) -> Mapping[str, Any]: ...
 
     def import_rows(self, rows: Sequence[ImportRow]) -> list[dict]: ...
 
@@ -70,24 +73,42 @@ def _minor(payment: str, amount: str | int | None, db) -> int | None:
     """A major-unit amount typed by a person (``"12.50"``) -> minor units of the payment's currency."""
     if amount is None or isinstance(amount, int):
         return amount
-    from payops.money import from_decimal
-    from payops.refunds import check
+    from payops.refunds import parse_amount
 
-    return from_decimal(amount, check(payment, db=db).payment["currency"])
+    return parse_amount(payment, amount, db=db)
 
 
-def import_one(row: ImportRow, *, importer: str, db) -> dict:
-    """Open one imported request as ``importer``; the CSV's requester is kept as "on behalf of"."""
-    from payops.refunds import request
+def _line(line: Any) -> dict:
+    return {"line": line.line, "payment": line.payment, "ok": line.ok, "message": line.message,
+            "request": line.request.as_dict() if line.request is not None else None}
 
-    payment = str(row.get("payment") or "").strip()
-    amount = str(row.get("amount") or "").strip() or None
-    note = str(row.get("note") or "").strip() or None
-    behalf = str(row.get("requested_by") or "").strip() or None
-    if behalf and behalf != importer:
-        note = f"{note + ' ' if note else ''}(on behalf of {behalf})"
-    return request(payment, reason=str(row.get("reason") or "").strip(), amount=_minor(payment, amount, db),
-                   note=note, requested_by=importer, db=db)
+
+def verify_report(db: str | Path | None = None) -> dict:
+    """:func:`verify_all` here where the audit key is (or nothing is keyed), else asked of payops serve.
+
+    The same dict either way: ``ok``, ``chain`` (ok, rows, problem, row_id, message) and
+    ``requests`` (id, message, problems) for every request whose state does not follow from
+    its history.
+    """
+    if team_mode() and audit_key() is None:
+        return ServiceClient.from_env(what="`payops audit verify`").call("GET", "audit/verify")
+    return verify_all(db=db)
+
+
+def verify_all(*, db: str | Path | None = None) -> dict:
+    """The audit chain and every request whose state does not follow from its history (needs the key)."""
+    from payops.audit import verify_chain
+    from payops.authority import audit_key
+    from payops.db import connect
+    from payops.refunds.provenance import check_all
+
+    key = audit_key()
+    chain = verify_chain(db, key=key)
+    with connect(db) as con:
+        unproven = check_all(con, key=key)
+    return {"ok": chain.ok and not unproven, "chain": {"ok": chain.ok, "rows": chain.rows, "problem": chain.problem,
+                                                         "row_id": chain.row_id, "message": chain.message},
+            "requests": [{"id": p.request_id, "message": p.message, "problems": p.problems} for p in unproven]}
 
 
 class LocalActions:
@@ -104,17 +125,17 @@ class LocalActions:
     def __repr__(self) -> str:
         return f"LocalActions(user={self.user!r})"
 
-    def approve(self, ids, *, note=None) -> list:
+    def approve(self, ids, note=None) -> list:
         from payops.refunds import approve
 
         return approve(_ids(ids), user=self.user, note=note, db=self.db)
 
-    def reject(self, ids, *, note) -> list:
+    def reject(self, ids, note) -> list:
         from payops.refunds import reject
 
         return reject(_ids(ids), note=note, user=self.user, db=self.db)
 
-    def process(self, *, limit=None, dry_run=False, ids=None) -> list:
+    def process(self, ids=None, *, limit=None, dry_run=False) -> list:
         from payops.refunds import process
 
         return process(limit=limit, dry_run=dry_run, user=self.user, db=self.db,
@@ -131,24 +152,18 @@ class LocalActions:
     def apply_policy(self) -> list:
         from payops.refunds import apply_policy
 
-        return apply_policy(db=self.db)
+        return apply_policy(user=self.user, db=self.db)
 
-    def request(self, payment, *, reason, amount=None, note=None) -> dict:
+    def request(self, payment, *, reason, amount=None, note=None) -> Mapping[str, Any]:
         from payops.refunds import request
 
         return request(payment, reason=reason, amount=_minor(payment, amount, self.db), note=note,
                        requested_by=self.user, db=self.db)
 
     def import_rows(self, rows) -> list[dict]:
-        from payops.errors import PayopsError
+        from payops.refunds import import_records
 
-        out = []
-        for row in rows:
-            try:
-                out.append({"ok": True, "request": import_one(row, importer=self.user, db=self.db)})
-            except PayopsError as exc:
-                out.append({"ok": False, "message": exc.message})
-        return out
+        return [_line(line) for line in import_records(list(rows), user=self.user, db=self.db)]
 
     def set_booking_status(self, booking_id, status, *, note=None) -> dict:
         from payops.bookings import set_status
@@ -181,13 +196,13 @@ class RemoteActions:
 
         return [ActionResult(**r) for r in reply["results"]]
 
-    def approve(self, ids, *, note=None) -> list:
+    def approve(self, ids, note=None) -> list:
         return self._results(self.client.call("POST", "refunds/approve", {"ids": _ids(ids), "note": note}))
 
-    def reject(self, ids, *, note) -> list:
+    def reject(self, ids, note) -> list:
         return self._results(self.client.call("POST", "refunds/reject", {"ids": _ids(ids), "note": note}))
 
-    def process(self, *, limit=None, dry_run=False, ids=None) -> list:
+    def process(self, ids=None, *, limit=None, dry_run=False) -> list:
         body = {"limit": limit, "dry_run": dry_run, "ids": None if ids is None else _ids(ids)}
         return self._results(self.client.call("POST", "refunds/process", body))
 
@@ -197,7 +212,7 @@ class RemoteActions:
     def apply_policy(self) -> list:
         return self._results(self.client.call("POST", "refunds/apply-policy", {}))
 
-    def request(self, payment, *, reason, amount=None, note=None) -> dict:
+    def request(self, payment, *, reason, amount=None, note=None) -> Mapping[str, Any]:
         body = {"payment": payment, "reason": reason, "amount": amount, "note": note}
         return self.client.call("POST", "refunds/request", body)["request"]
 
@@ -219,11 +234,15 @@ def refund_actions(user: str | None = None, *, db: str | Path | None = None,
         db: single-user mode only: the database file.
         what: names the change in the one-line refusal when team mode lacks a token.
 
+    In team mode a process holding the audit key is the writer (payops serve, or its
+    operator's jobs) and acts locally; everyone else goes through the service.
+
     Raises:
         ServiceRequired: team mode without ``PAYOPS_SERVICE_URL`` / ``JUPYTERHUB_API_TOKEN``.
         PermissionDenied: the hub refused the token.
         ServiceUnavailable: the service cannot be reached.
     """
-    if team_mode():
+    if team_mode() and audit_key() is None:
         return RemoteActions(ServiceClient.from_env(what=what))
+    # single-user mode, or the writer itself (it holds the audit key): the library, here
     return LocalActions(user, db=db)

@@ -31,7 +31,7 @@ import tornado.httpserver
 import tornado.web
 from jupyterhub.services.auth import HubAuth
 
-from payops.authority import Identity, roles_for, team_mode
+from payops.authority import Identity, acting, roles_for, team_mode
 from payops.config import Settings, get_settings
 from payops.errors import (
     ConfigError,
@@ -135,6 +135,15 @@ class APIHandler(tornado.web.RequestHandler):
             return self._fail(403, f"{name} lacks the {' or '.join(self.required_roles)} role needed for this "
                                    f"(hub user {name}; roles come from [roles] in {self.ctx.settings.config_path})")
 
+    async def act(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one change on the writer thread as this request's hub user (groups included)."""
+        identity = self.identity
+
+        def run() -> Any:
+            with acting(identity):
+                return fn(*args, **kwargs)
+        return await self.ctx.write(run)
+
     def body(self) -> dict:
         """The request's JSON object (400 if it is not one)."""
         if not self.request.body:
@@ -231,11 +240,21 @@ def run(*, host: str | None = None, port: int | None = None, db: str | Path | No
         raise ConfigError(f"payops serve is the writer of team mode, but {settings.config_path} has no [roles]; "
                           "name who reviews, approves and processes there (see the README, 'Modes')")
     require_audit_key()
+    _seal(Path(db) if db else settings.db_path)
     ctx = ServiceContext(settings=settings, db=Path(db) if db else settings.db_path, hub_auth=_hub_auth(), log=log)
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", DEFAULT_PREFIX)
     hook = settings.webhook_secret.reveal() if settings.webhook_secret else None
     bind_host, bind_port = _bind(host, port)
     asyncio.run(_serve(ctx, prefix, hook, bind_host, bind_port))
+
+
+def _seal(db: Path) -> None:
+    """Anchor the audit chain with the writer's key before serving (see :func:`payops.audit.seal`)."""
+    from payops import audit
+    from payops.db import connect, transaction
+
+    with connect(db) as con, transaction(con):
+        audit.seal(con, actor="payops serve", note="payops serve started: its key anchors every row before this one")
 
 
 async def _serve(ctx: ServiceContext, prefix: str, hook: str | None, host: str, port: int) -> None:

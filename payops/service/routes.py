@@ -61,7 +61,7 @@ async def approve(h: APIHandler) -> dict:
 
     body = h.body()
     ids, note = _ids(body), _text(body, "note")
-    return _results(await h.ctx.write(refunds.approve, ids, user=h.identity.name, note=note, db=h.ctx.db))
+    return _results(await h.act(refunds.approve, ids, user=h.identity.name, note=note, db=h.ctx.db))
 
 
 async def reject(h: APIHandler) -> dict:
@@ -69,13 +69,13 @@ async def reject(h: APIHandler) -> dict:
 
     body = h.body()
     ids, note = _ids(body), _text(body, "note", required=True)
-    return _results(await h.ctx.write(refunds.reject, ids, note=note or "", user=h.identity.name, db=h.ctx.db))
+    return _results(await h.act(refunds.reject, ids, note=note or "", user=h.identity.name, db=h.ctx.db))
 
 
 async def apply_policy(h: APIHandler) -> dict:
     from payops import refunds
 
-    return _results(await h.ctx.write(refunds.apply_policy, db=h.ctx.db))
+    return _results(await h.act(refunds.apply_policy, user=h.identity.name, db=h.ctx.db))
 
 
 async def process(h: APIHandler) -> dict:
@@ -86,7 +86,7 @@ async def process(h: APIHandler) -> dict:
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise InvalidInput("limit must be a positive integer")
     ids = _ids(body) if body.get("ids") is not None else None
-    return _results(await h.ctx.write(refunds.process, limit=limit, dry_run=dry_run, user=h.identity.name,
+    return _results(await h.act(refunds.process, limit=limit, dry_run=dry_run, user=h.identity.name,
                                       db=h.ctx.db, ids=ids))
 
 
@@ -97,7 +97,7 @@ async def reconcile(h: APIHandler) -> dict:
     if minutes is not None and (not isinstance(minutes, int) or minutes < 0):
         raise InvalidInput("older_than_minutes must be a whole number of minutes")
     older = None if minutes is None else timedelta(minutes=minutes)
-    return _results(await h.ctx.write(refunds.reconcile, user=h.identity.name, db=h.ctx.db, older_than=older))
+    return _results(await h.act(refunds.reconcile, user=h.identity.name, db=h.ctx.db, older_than=older))
 
 
 def _amount(value: Any) -> str | int | None:
@@ -116,7 +116,7 @@ async def request(h: APIHandler) -> dict:
     reason = _text(body, "reason", required=True) or ""
     amount, note = _amount(body.get("amount")), _text(body, "note")
     local = LocalActions(h.identity.name, db=h.ctx.db)
-    row = await h.ctx.write(local.request, payment, reason=reason, amount=amount, note=note)
+    row = await h.act(local.request, payment, reason=reason, amount=amount, note=note)
     return {"request": row}
 
 
@@ -126,8 +126,9 @@ async def import_rows(h: APIHandler) -> dict:
     rows = h.body().get("rows")
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise InvalidInput("rows must be a list of objects (payment, reason, amount, note, requested_by)")
+    # the hub user imports; a row's requested_by is only "on behalf of"
     local = LocalActions(h.identity.name, db=h.ctx.db)
-    return {"results": await h.ctx.write(local.import_rows, rows)}
+    return {"results": await h.act(local.import_rows, rows)}
 
 
 async def set_booking_status(h: APIHandler) -> dict:
@@ -136,17 +137,15 @@ async def set_booking_status(h: APIHandler) -> dict:
     body = h.body()
     booking_id = _text(body, "booking_id", required=True)
     status = _text(body, "status", required=True)
-    booking = await h.ctx.write(set_status, booking_id, status, user=h.identity.name, note=_text(body, "note"),
+    booking = await h.act(set_status, booking_id, status, user=h.identity.name, note=_text(body, "note"),
                                 db=h.ctx.db)
     return {"booking": booking}
 
 
 async def verify(h: APIHandler) -> dict:
-    from payops.audit import verify_chain
+    from payops.service.actions import verify_all
 
-    result = await h.ctx.write(verify_chain, h.ctx.db)
-    return {"ok": result.ok, "rows": result.rows, "problem": result.problem, "row_id": result.row_id,
-            "message": result.message}
+    return await h.act(verify_all, db=h.ctx.db)
 
 
 Action = Callable[["APIHandler"], Awaitable[Any]]
