@@ -132,19 +132,6 @@ def stop(hub: Hub) -> None:
             hub.proc.wait(timeout=10)
 
 
-def started_from(folder: Path) -> list[psutil.Process]:
-    """Processes still running whose command line or working folder is in the hub's runtime folder."""
-    out = []
-    for p in psutil.process_iter(["cmdline", "cwd"]):
-        try:
-            text = " ".join(p.info["cmdline"] or []) + " " + (p.info["cwd"] or "")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if str(folder) in text:
-            out.append(p)
-    return out
-
-
 def cli(hub: Hub, *args: str, token: str | None = None, **extra_env: str) -> subprocess.CompletedProcess:
     """`payops ...` as a user's terminal runs it (no audit key, no Stripe key)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYOPS_", "STRIPE_", "JUPYTERHUB_"))}
@@ -232,3 +219,58 @@ def test_a_viewer_is_refused(hub):
     out = cli(hub, "refunds", "apply-policy", token=hub.token("vic"))
     assert out.returncode != 0 and "vic lacks the" in out.stderr
     assert row(hub, rid) == before
+
+
+def test_two_reviewers_log_in_and_pass_four_eyes_in_their_browsers(hub):
+    """ana's first approval and carla's second, each in a browser logged in through the hub's form."""
+    from playwright.sync_api import expect, sync_playwright
+
+    rid = pending_large(hub, not_by=("ana", "carla"))
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            t0 = time.monotonic()
+            ana = login(browser, hub, "ana")
+            ana.locator(".payops-user").wait_for(state="visible", timeout=180_000)
+            first_page = time.monotonic() - t0
+            # who you are is what the hub says (the spawner's environment claims PAYOPS_USER=mallory)
+            expect(ana.locator(".payops-user")).to_have_text("ana")
+            carla = login(browser, hub, "carla")
+            carla.locator(".payops-user").wait_for(state="visible", timeout=180_000)
+            expect(carla.locator(".payops-user")).to_have_text("carla")
+
+            def approve(page, expected: str) -> float:
+                page.locator(".payops-filter-priority select").select_option("LARGE")
+                page.locator(f".payops-select-{rid} input[type=checkbox]").check(timeout=60_000)
+                t = time.monotonic()
+                page.locator("button.payops-approve").click()
+                expect(page.locator(".payops-feedback")).to_contain_text(expected, timeout=60_000)
+                return time.monotonic() - t
+
+            round_trip = approve(ana, "first approval by ana")
+            assert (row(hub, rid)["status"], row(hub, rid)["first_approver"]) == ("PENDING", "ana")
+            ana.screenshot(path=str(ARTIFACTS / "hub_ana_first_approval.png"), full_page=True)
+            approve(carla, "second approval; first by ana")
+            carla.screenshot(path=str(ARTIFACTS / "hub_carla_second_approval.png"), full_page=True)
+        finally:
+            browser.close()
+    print(f"\nlogin to first review page (spawn + Voila): {first_page:.1f} s; "
+          f"a decision's round trip through payops serve (click to feedback): {round_trip:.2f} s")
+    got = row(hub, rid)
+    assert (got["status"], got["first_approver"], got["second_approver"]) == ("APPROVED", "ana", "carla")
+    from payops.audit import list_rows
+
+    actors = list_rows(entity="refund_request", entity_id=str(rid), db=hub.db)["actor"].tolist()[::-1]
+    assert actors[-2:] == ["ana", "carla"]
+
+
+def test_stopping_the_hub_stops_everything(hub):
+    family = psutil.Process(hub.proc.pid).children(recursive=True)
+    names = " ".join(" ".join(p.cmdline()) for p in family)
+    # the proxy, payops serve and the users' servers (with their kernels) all descend from the hub
+    assert "configurable-http-proxy" in names and "payops serve" in names and "jupyterhub-singleuser" in names
+    stop(hub)
+    gone, alive = psutil.wait_procs(family, timeout=30)
+    assert alive == [], [" ".join(p.cmdline()) for p in alive]
+    assert not (hub.folder / "jupyterhub.pid").exists()
