@@ -591,8 +591,9 @@ def app_order(requests, *ids):
     return sorted(ids, key=order.index)
 
 
-def test_team_mode_without_the_service_opens_read_only_and_says_why(requests, roles):
+def test_team_mode_without_the_service_opens_read_only_and_says_why(requests, roles, monkeypatch):
     # [roles] present: decisions go through payops serve, and there is none (no URL, no hub token).
+    monkeypatch.delenv("PAYOPS_AUDIT_KEY")  # a reviewer's kernel, not the writer
     app = RefundReview(page_size=50)
     assert app.actions is None and app.roles == ()
     assert "read only" in app.header.value
