@@ -154,14 +154,24 @@ def login(browser, hub: Hub, user: str):
 
 
 def pending_large(hub: Hub, *, not_by: tuple[str, ...] = ()) -> int:
-    """A PENDING LARGE request with no approval yet, requested by none of ``not_by``."""
+    """A new PENDING LARGE request (51.00 on a USD payment), asked for through payops serve by ben."""
+    from payops import refunds
     from payops.db import query
 
-    df = query("SELECT id FROM refund_requests WHERE status = 'PENDING' AND first_approver IS NULL "
-               "AND amount > 5000 AND currency = 'usd' AND requested_by NOT IN (SELECT unnest(?)) ORDER BY id",
-               [list(not_by) or ["-"]], db=hub.db)
-    assert len(df), "the demo has no pending LARGE request"
-    return int(df["id"][0])
+    assert "ben" not in not_by
+    df = query("SELECT payment_intent FROM charges WHERE status = 'succeeded' AND currency = 'usd' "
+               "AND payment_intent IS NOT NULL AND amount_captured - amount_refunded >= 5100 ORDER BY created DESC",
+               db=hub.db)
+    for pi in df["payment_intent"]:
+        if refunds.check(pi, 5100, db=hub.db).eligible:
+            req = urllib.request.Request(
+                hub.service_url + "api/refunds/request", method="POST",
+                data=json.dumps({"payment": pi, "reason": "requested_by_customer", "amount": "51.00"}).encode(),
+                headers={"Authorization": f"token {hub.token('ben')}", "Content-Type": "application/json"})
+            made = json.loads(urllib.request.urlopen(req, timeout=60).read())["request"]
+            assert made["requested_by"] == "ben" and made["status"] == "PENDING"
+            return int(made["id"])
+    raise AssertionError("the demo has no USD payment with 51.00 left to refund")
 
 
 def row(hub: Hub, rid: int) -> dict:
@@ -241,10 +251,13 @@ def test_two_reviewers_log_in_and_pass_four_eyes_in_their_browsers(hub):
             expect(carla.locator(".payops-user")).to_have_text("carla")
 
             def approve(page, expected: str) -> float:
-                page.locator(".payops-filter-priority select").select_option("LARGE")
-                page.locator(f".payops-select-{rid} input[type=checkbox]").check(timeout=60_000)
+                # the demo's queue is short: the request is on the first page (a filter change would
+                # re-open the first row meanwhile)
+                expect(page.locator(f".payops-row-{rid}")).to_be_visible(timeout=60_000)
+                page.locator(f"button.payops-open-{rid}").click()
+                expect(page.locator(".payops-pane-title")).to_contain_text(f"Request #{rid}", timeout=60_000)
                 t = time.monotonic()
-                page.locator("button.payops-approve").click()
+                page.locator("button.payops-approve-one").click()
                 expect(page.locator(".payops-feedback")).to_contain_text(expected, timeout=60_000)
                 return time.monotonic() - t
 
