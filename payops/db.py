@@ -242,6 +242,17 @@ def _one_statement(sql: str) -> str:
     return sql
 
 
+def _integers(df: pd.DataFrame, description: list) -> pd.DataFrame:
+    """HUGEINT columns (what ``sum`` of a BIGINT gives, e.g. a money total) as integers, not floats."""
+    for (_, type_code, *_), col in zip(description, df.columns, strict=False):
+        values = df[col]
+        # beyond 64 bits (never money) the column stays as DuckDB gave it
+        if (str(type_code) in ("HUGEINT", "UHUGEINT") and values.dtype.kind == "f"
+                and not (values.abs() >= 2**63).any()):
+            df[col] = values.astype("Int64")
+    return df
+
+
 def query(sql: str, params: Any = None, *, db: str | Path | None = None) -> pd.DataFrame:
     """Run one read-only SQL statement and return its rows as a DataFrame.
 
@@ -268,7 +279,7 @@ def query(sql: str, params: Any = None, *, db: str | Path | None = None) -> pd.D
     try:
         _sandboxed(con)
         rel = con.execute(sql, params) if params is not None else con.execute(sql)
-        return rel.df()
+        return _integers(rel.df(), rel.description or [])
     except duckdb.Error as exc:
         raise DatabaseError(f"query failed: {str(exc).splitlines()[0]}") from None
     finally:

@@ -432,7 +432,7 @@ def test_detail_pane_shows_ids_links_breakdown_verdict_and_history(requests):
     html = app.pane.detail.value
     assert "$38.00" in html  # amount 38.00 -> 15% platform fee 5.70, Stripe fee 1.09
     assert "$5.70" in html and "$1.09" in html
-    assert 'payops-b-ok">ELIGIBLE</span>' in html
+    assert 'payops-b-ok">Eligible: $38.00 still refundable</span>' in html  # worded as `payops refunds check`
     # Full ids, one click selects them for copying, each with its dashboard link.
     for oid in ("pi_9", "ch_9", "cus_9"):
         assert f'<code class="payops-id">{oid}</code>' in html

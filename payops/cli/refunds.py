@@ -5,6 +5,7 @@ Bulk commands print one line per request and exit 1 if any request failed.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -15,8 +16,12 @@ from payops.cli.core import COUNT, DB_OPTION, ROW_ID
 from payops.errors import InvalidInput
 from payops.money import format_amount
 from payops.refunds.intake import CSV_REQUIRED
+from payops.text import plural, text_or
 
 BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
+
+
+_LIST_ROW = "{:<8} {:<10} {:<20} {:>12}  {:>7}  {:<32} {:<28} {}"
 
 
 def _age(hours: float) -> str:
@@ -28,18 +33,42 @@ def _age(hours: float) -> str:
     return f"{int(hours * 60)}m"
 
 
-def _report(results, *, verb: str) -> None:
-    """One line per request; exit 1 when any failed."""
-    failed = 0
-    for r in results:
-        mark = click.style("ok  ", fg="green") if r.ok else click.style("FAIL", fg="red")
-        click.echo(f"{mark} {r.message}")
-        failed += not r.ok
+_DONE = {"approve": "approved", "reject": "rejected", "approve by policy": "approved", "process": "processed",
+         "reconcile": "reconciled"}
+
+
+def _report(results, *, verb: str, done: str | None = None) -> None:
+    """One line per distinct outcome (identical messages grouped, with their ids), a summary; exit 1 on a failure."""
     if not results:
         click.echo(f"Nothing to {verb}.")
-    elif failed:
-        click.echo(f"{failed} of {len(results)} failed.", err=True)
+        return
+    groups: dict[tuple[bool, str], list[int]] = {}
+    for r in results:
+        groups.setdefault((bool(r.ok), _generic(r)), []).append(r.request_id)
+    for (ok, message), ids in groups.items():
+        mark = click.style("ok  ", fg="green") if ok else click.style("FAIL", fg="red")
+        if len(ids) == 1:
+            line = next(r.message for r in results if r.request_id == ids[0] and bool(r.ok) == ok)
+            click.echo(f"{mark} {line}")
+        else:
+            click.echo(f"{mark} {message} ({plural(len(ids), 'request')}: {_ids(ids)})")
+    failed = sum(not r.ok for r in results)
+    summary = f"{len(results) - failed} {done or _DONE.get(verb, verb)}, {failed} failed"
+    if failed:
+        click.echo(summary + ".", err=True)
         raise click.exceptions.Exit(1)
+    click.echo(summary + ".")
+
+
+def _generic(r) -> str:
+    """The message without the request's own id, so identical outcomes of many requests group."""
+    message = re.sub(rf"^request {r.request_id}: ", "", str(r.message))
+    return re.sub(rf"\brequest {r.request_id}\b", "request", message)
+
+
+def _ids(ids: list[int], shown: int = 10) -> str:
+    head = ", ".join(f"#{i}" for i in ids[:shown])
+    return head + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def _acts(db, what: str):
@@ -80,12 +109,14 @@ def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db)
     if df.empty:
         click.echo("No refund requests match.")
         return
+    click.echo(_LIST_ROW.format("id", "status", "priority", "amount", "age", "customer", "payment", "reason"))
     for r in df.itertuples(index=False):
         badges = " ".join(BADGES[p] for p in r.priorities)
-        who = r.customer_email or r.customer or "-"
-        click.echo(f"#{r.id:<7} {r.status:<10} {badges:<20} {r.amount_display:>12}  {_age(r.age_hours):>7}  "
-                   f"{who:<32} {r.payment_intent or r.charge or '-':<28} {r.reason}")
-    click.echo(f"showing {offset + 1}-{offset + len(df)} of {total:,}")
+        who = text_or(r.customer_email) or text_or(r.customer) or "-"
+        payment = text_or(r.payment_intent) or text_or(r.charge) or "-"
+        click.echo(_LIST_ROW.format(f"#{r.id}", r.status, badges, r.amount_display, _age(r.age_hours), who, payment,
+                                    text_or(r.reason, "-")).rstrip())
+    click.echo(f"showing {offset + 1}-{offset + len(df)} of {plural(total, 'request')}")
 
 
 @refunds.command("request")
@@ -119,12 +150,11 @@ def check_cmd(payment, amount, db) -> None:
     click.echo(f"  {figures}")
     if p["booking_id"]:
         click.echo(f"  booking {p['booking_id']}: {p['booking_status'] or 'unknown'}")
-    if v.eligible:
-        click.secho("Eligible.", fg="green")
-    else:
-        click.secho("Not eligible:", fg="red")
-        for reason in v.reasons:
-            click.echo(f"  - {reason}")
+    headline, reasons = R.eligibility_wording(v)
+    click.secho(headline + (":" if reasons else "."), fg="green" if v.eligible else "red")
+    for reason in reasons:
+        click.echo(f"  - {reason}")
+    if not v.eligible:
         raise click.exceptions.Exit(1)
 
 
@@ -138,10 +168,10 @@ def show_cmd(request_id, db) -> None:
                f"{r.charge or r.payment_intent} ({r.reason}), requested by {r.requested_by}")
     for key in ("note", "first_approver", "decided_by", "decision_note", "second_approver", "stripe_refund_id",
                 "failure_message"):
-        if r[key]:
-            click.echo(f"  {key}: {r[key]}")
+        if text_or(r[key]):
+            click.echo(f"  {key}: {text_or(r[key])}")
     for h in R.history(request_id, db=db).itertuples(index=False):
-        click.echo(f"  {h.at:%Y-%m-%d %H:%M:%S}  {h.actor:<10} {h.action:<32} {h.note or ''}")
+        click.echo(f"  {h.at:%Y-%m-%d %H:%M:%S}  {text_or(h.actor):<10} {h.action:<32} {text_or(h.note)}".rstrip())
 
 
 @refunds.command("approve")
@@ -175,7 +205,8 @@ def apply_policy_cmd(db) -> None:
 @DB_OPTION
 def process_cmd(dry_run, limit, db) -> None:
     """Send APPROVED requests to Stripe as refunds (idempotent; needs the processor role)."""
-    _report(_acts(db, "refunds process").process(limit=limit, dry_run=dry_run), verb="process")
+    _report(_acts(db, "refunds process").process(limit=limit, dry_run=dry_run), verb="process",
+            done="would be sent" if dry_run else None)
 
 
 @refunds.command("reconcile")
@@ -206,9 +237,11 @@ def import_cmd(file, db) -> None:
         else:
             click.echo(f"{click.style('FAIL', fg='red')} line {line['line']}: {line['message']}")
     failed = sum(not line["ok"] for line in lines)
+    summary = f"{len(lines) - failed} opened, {failed} failed."
     if failed:
-        click.echo(f"{failed} of {len(lines)} failed.", err=True)
+        click.echo(summary, err=True)
         raise click.exceptions.Exit(1)
+    click.echo(summary)
 
 
 def _csv_rows(file: Path) -> list[dict]:
@@ -238,7 +271,8 @@ def bookings_import(file, db) -> None:
     from payops.bookings import import_csv
 
     c = import_csv(file, db=db)
-    click.echo(f"Imported {c['rows']} bookings: {c['new']} new, {c['updated']} updated, {c['unchanged']} unchanged.")
+    click.echo(f"Imported {plural(c['rows'], 'booking')}: {c['new']} new, {c['updated']} updated, "
+               f"{c['unchanged']} unchanged.")
 
 
 @bookings.command("set-status")

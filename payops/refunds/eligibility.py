@@ -19,8 +19,8 @@ from payops.errors import InvalidInput, NotFound
 from payops.money import format_amount
 from payops.refunds.model import OPEN_STATUSES, Verdict, utcnow
 
-__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "verdict", "check", "already_refunded",
-           "refunded_by_payops", "record_refunded", "DEAD_REFUNDS"]
+__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "eligibility_wording", "verdict", "check",
+           "already_refunded", "refunded_by_payops", "record_refunded", "DEAD_REFUNDS"]
 
 # Disputes in these statuses are over and no longer block a refund.
 _CLOSED_DISPUTES = ("won", "warning_closed")
@@ -334,3 +334,19 @@ def check(payment_id: str, amount: int | None = None, *, exclude: int | None = N
     """
     with reuse(con, db) as c:
         return verdict(c, payment_id, amount, exclude=exclude)
+
+
+def eligibility_wording(v: Verdict) -> tuple[str, list[str]]:
+    """How a verdict is worded to people, the same in ``payops refunds check`` and the review app.
+
+    Returns:
+        ``(headline, reasons)``: ``"Eligible: 12.50 EUR still refundable"`` (the amount when known)
+        or ``"Not eligible"``, and every reason it is not (empty when eligible).
+    """
+    if not v.eligible:
+        return "Not eligible", list(v.reasons)
+    p = v.payment or {}
+    refundable, currency = p.get("refundable"), p.get("currency")
+    if refundable is None or currency is None:
+        return "Eligible", []
+    return f"Eligible: {_fmt(int(refundable), currency)} still refundable", []

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from payops.payments import BREAKDOWN_FIGURES
-from payops.refunds import OPEN_STATUSES
+from payops.refunds import OPEN_STATUSES, eligibility_wording
 from payops.ui import display as D
 
 __all__ = ["CSS", "COLS", "ROW_WIDTH", "plain", "badge", "priority_badges", "status_badge", "approval_state",
@@ -270,12 +270,11 @@ def _eligibility(d: Detail) -> str:
     v = d.verdict
     if v is None:
         return ""
-    mark = badge("ELIGIBLE", "ok") if v.eligible else badge("NOT ELIGIBLE", "bad")
-    refundable = (v.payment or {}).get("refundable")
-    extra = (f" still refundable: {_e(D.money(refundable, d.request.get('currency')))}"
-             if refundable is not None else "")
-    reasons = "".join(f"<li>{_e(r)}</li>" for r in v.reasons)
-    return f"<h4>Eligibility</h4>{mark}{extra}" + (f"<ul>{reasons}</ul>" if reasons else "")
+    # worded by the library, the same as `payops refunds check`
+    headline, reasons = eligibility_wording(v)
+    mark = badge(headline, "ok" if v.eligible else "bad")
+    items = "".join(f"<li>{_e(r)}</li>" for r in reasons)
+    return f"<h4>Eligibility</h4>{mark}" + (f"<ul>{items}</ul>" if items else "")
 
 
 def _short_request(r: Any) -> str:
