@@ -82,6 +82,12 @@ def _kernel_manager_class():
     from jupyter_client.manager import AsyncKernelManager
 
     class NoSecretsKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            # over IPC (a Unix socket only this user can open), not TCP: ipykernel warns
+            # "running over TCP without encryption" into every report run's log otherwise
+            kw.setdefault("transport", "ipc")
+            super().__init__(**kw)
+
         async def _async_pre_start_kernel(self, **kw):
             env = dict(kw.pop("env", None) or os.environ)
             for name in SECRET_ENV:

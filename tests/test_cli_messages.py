@@ -88,3 +88,92 @@ def test_query_prints_money_totals_as_integers(db_path):
     assert out.output.split() == ["total", "n", "5750", "2"], out.output
     out = run("query", "SELECT sum(amount) AS total FROM charges", "--format", "json")
     assert out.output.strip() == '[{"total":5750}]'
+
+
+def test_a_connection_error_names_its_full_cause_without_secrets(monkeypatch):
+    import socket
+
+    import pytest
+
+    from payops.errors import StripeUnavailable
+    from payops.stripe_api import get_client
+
+    with socket.socket() as s:  # a port on 127.0.0.1 nobody listens on any more
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test_payopsunit0abcd")
+    monkeypatch.setenv("STRIPE_API_BASE", f"http://127.0.0.1:{port}")
+    with pytest.raises(StripeUnavailable) as caught:
+        get_client(backoff=0, max_attempts=1).retrieve("charge", "ch_1")
+    message = caught.value.message
+    assert message.startswith("Stripe could not be reached after 1 attempt: ConnectionError: ")
+    assert "Connection refused" in message and f"port={port}" in message, message
+    assert "\n" not in message and "payopsunit" not in message and "support@stripe.com" not in message
+
+
+def test_cause_chain_is_one_line_and_masks_keys():
+    from payops.stripe_api.transport import cause_chain
+
+    try:
+        try:
+            raise ConnectionRefusedError(111, "Connection refused")
+        except OSError as inner:
+            raise RuntimeError("proxy said: bad key sk_live_abcdef123 / Bearer rk_x") from inner
+    except RuntimeError as exc:
+        assert cause_chain(exc) == ("RuntimeError: proxy said: bad key [redacted] / [redacted] <- "
+                                    "ConnectionRefusedError: [Errno 111] Connection refused")
+
+
+def test_progress_bars_draw_only_on_a_terminal():
+    import io
+
+    from payops.progress import bar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    log, tty = io.StringIO(), Terminal()
+    for out in (log, tty):
+        for _ in bar(range(3), enabled=True, file=out, desc="x"):
+            pass
+    assert log.getvalue() == "" and "3/3" in tty.getvalue()
+    off = Terminal()
+    list(bar(range(3), enabled=False, file=off))
+    assert off.getvalue() == ""
+
+
+def test_report_kernel_runs_without_the_tcp_warning(tmp_path):
+    import asyncio
+
+    from payops.reports import _kernel_manager_class
+
+    async def start_and_stop() -> str:
+        km = _kernel_manager_class()(kernel_name="python3", connection_file=str(tmp_path / "k.json"))
+        err = open(tmp_path / "kernel.err", "w")  # noqa: SIM115  # closed below, after the kernel stops
+        try:
+            await km.start_kernel(stderr=err, stdout=err)
+            kc = km.client()
+            kc.start_channels()
+            await kc.wait_for_ready(timeout=60)
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
+        finally:
+            err.close()
+        return km.transport
+
+    assert asyncio.run(start_and_stop()) == "ipc"
+    log = (tmp_path / "kernel.err").read_text()
+    assert "without encryption" not in log, log
+
+
+def test_counts_in_cli_lines_are_pluralised(db_path):
+    from payops.db import connect
+
+    seed_payment(1)
+    out = run("fix", "--dry-run", "--kind", "booking_unknown_payment_intent")
+    assert out.output.splitlines() == ["No inconsistencies found."]
+    with connect() as con:
+        con.execute("INSERT INTO bookings VALUES ('bk_x', 'pi_gone', 'cus_1', 'tut_1', now(), 'scheduled', now())")
+    out = run("fix", "--dry-run", "--kind", "booking_unknown_payment_intent")
+    assert out.output.splitlines()[-1] == "1 finding; nothing changed (--dry-run)."

@@ -126,7 +126,7 @@ def test_dry_run_reports_each_kind_and_changes_nothing(fake):
     for start in expect:
         assert sum(line.startswith(start) for line in lines) == 1, (start, result.output)
     assert all("would repair" in line for line in lines if ": " in line and "->" in line)
-    assert lines[-1] == "8 finding(s); nothing changed (--dry-run)."
+    assert lines[-1] == "8 findings; nothing changed (--dry-run)."
 
 
 def test_fix_repairs_then_a_second_fix_finds_nothing(fake):

@@ -9,6 +9,7 @@ import click
 from payops.cli.core import DB_OPTION, date_option
 from payops.exports import FORMATS, KINDS
 from payops.periods import PERIODS
+from payops.text import plural
 
 
 @click.command()
@@ -27,7 +28,7 @@ def analytics(start, end, db: Path | None) -> None:
     took = time.monotonic() - began
     tz = get_settings().timezone
     span = f"{start or 'first day'} to {end or 'last day'}"
-    click.echo(f"daily_metrics: {n:,} rows (day x currency) for {span} in {tz}, computed in {took:.2f} s.")
+    click.echo(f"daily_metrics: {plural(n, 'row')} (day x currency) for {span} in {tz}, computed in {took:.2f} s.")
     if n:
         from payops.money import format_amount
 
@@ -36,7 +37,7 @@ def analytics(start, end, db: Path | None) -> None:
         for r in frame.itertuples(index=False):
             rate = f"{r.success_rate * 100:.1f}%" if r.success_rate == r.success_rate else "-"
             click.echo(
-                f"  {r.currency.upper():<5}{int(r.attempts):>9,} payments  {rate:>6} succeeded  "
+                f"  {r.currency.upper():<5}{plural(int(r.attempts), 'payment'):>18}  {rate:>6} succeeded  "
                 f"gross {format_amount(int(r.gross_volume), r.currency)}  net {format_amount(int(r.net), r.currency)}"
             )
 
@@ -80,7 +81,7 @@ def report(period, day, notebook, reports_dir, progress, db) -> None:
     r = run_report(period, day, db=db, reports_dir=reports_dir, notebook=notebook, progress=progress)
     click.echo(f"{r.period.kind} report {r.period.label} ({r.period.start} to {r.period.end}) in {r.seconds:.1f} s:")
     click.echo(f"  {r.html}")
-    click.echo(f"  {r.metrics_json}  + {len(r.exports)} CSV exports, executed notebook {r.notebook.name}")
+    click.echo(f"  {r.metrics_json}  + {plural(len(r.exports), 'CSV export')}, executed notebook {r.notebook.name}")
     click.echo(f"  index: {r.index}")
     for a in r.alerts:
         click.secho(f"  ! {a['message']}", fg="red")

@@ -12,6 +12,7 @@ from payops.db import connect, database_path, migrate
 from payops.db import query as run_query
 from payops.errors import PayopsError
 from payops.outputs import write_csv
+from payops.text import plural
 
 # Where a command takes a count or an id: a number DuckDB can hold (BIGINT), so an absurd one is
 # a usage error naming the option, not an overflow deep in a query.
@@ -96,7 +97,7 @@ def render_status(ov) -> str:
         for r in ov.yesterday_payments:
             rate = f"{r['success_rate'] * 100:.1f}%" if r["success_rate"] is not None else "-"
             lines.append(
-                f"  {r['currency'].upper():<5}{r['attempts']:>7,} payments  {rate:>6} succeeded  "
+                f"  {r['currency'].upper():<5}{plural(r['attempts'], 'payment'):>16}  {rate:>6} succeeded  "
                 f"gross {r['gross_volume_display']}"
             )
     else:

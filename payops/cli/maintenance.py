@@ -8,6 +8,7 @@ import click
 
 from payops import maintenance
 from payops.cli.core import DB_OPTION
+from payops.text import plural
 
 
 @click.command()
@@ -34,9 +35,9 @@ def fix(dry_run: bool, stuck_after: str | None, kinds: tuple[str, ...], archive:
     left = [f for f in findings if not f.repaired]
     repaired = len(findings) - len(left)
     if dry_run:
-        click.echo(f"{len(findings)} finding(s); nothing changed (--dry-run).")
+        click.echo(f"{plural(len(findings), 'finding')}; nothing changed (--dry-run).")
         raise SystemExit(1)
-    click.echo(f"{len(findings)} finding(s): {repaired} repaired, {len(left)} left for a person.")
+    click.echo(f"{plural(len(findings), 'finding')}: {repaired} repaired, {len(left)} left for a person.")
     if left:
         raise SystemExit(1)
 
@@ -59,7 +60,7 @@ def cleanup(older_than: str, archive: Path | None, dry_run: bool, db: Path | Non
     for table, n in result.tables.items():
         if n:
             click.echo(f"  {table:<22}{n:>10,}")
-    click.echo(f"{result.total:,} row(s) {verb}" + (f" ({len(result.files)} archive file(s) written)."
+    click.echo(f"{plural(result.total, 'row')} {verb}" + (f" ({plural(len(result.files), 'archive file')} written)."
                                                     if not dry_run else "."))
 
 
@@ -88,13 +89,13 @@ def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: 
     r = maintenance.erase_customer(customer, dry_run=dry_run, archive=archive, exports=list(exports) or None, db=db)
     verb = "would be scrubbed" if dry_run else "scrubbed"
     for table, n in r.tables.items():
-        click.echo(f"  {table:<22}{n:>8,} row(s)")
+        click.echo(f"  {table:<22}{plural(n, 'row'):>13}")
     click.echo(f"  {'archive files':<22}{r.archive_files:>8,}")
     click.echo(f"  {'export files':<22}{r.export_files:>8,}")
-    click.echo(f"Customer {customer}: {sum(r.tables.values()):,} row(s) and "
-               f"{r.archive_files + r.export_files:,} file(s) {verb}.")
+    click.echo(f"Customer {customer}: {plural(sum(r.tables.values()), 'row')} and "
+               f"{plural(r.archive_files + r.export_files, 'file')} {verb}.")
     if r.audit_rows_mentioning:
-        click.echo(f"Note: {r.audit_rows_mentioning:,} audit row(s) mention this customer's email; the audit log "
+        click.echo(f"Note: this customer's email is in {plural(r.audit_rows_mentioning, 'audit row')}; the audit log "
                    "is append-only and hash-chained, so they were left as they are.")
 
 

@@ -9,6 +9,7 @@ import click
 
 from payops.cli.core import DB_OPTION
 from payops.streams import STREAMS
+from payops.text import plural
 
 
 @click.command()
@@ -72,7 +73,7 @@ def events_apply(file: Path, db: Path | None) -> None:
     s = apply_file(file, db=db)
     changed = ", ".join(f"{t}: {c['new']} new, {c['updated']} updated"
                         for t, c in sorted(s.tables.items()))
-    click.echo(f"{s.events_new} new events, {s.events_duplicate} already applied"
+    click.echo(f"{plural(s.events_new, 'new event')}, {s.events_duplicate} already applied"
                + (f"; {changed}" if changed else ""))
 
 

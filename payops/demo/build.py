@@ -243,7 +243,7 @@ def build_demo(
 
 def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int, as_of: date, end: int,
            progress: bool, timings: dict[str, float]) -> dict[str, int]:
-    from tqdm.auto import tqdm
+    from payops.progress import bar as progress_bar
 
     clock = time.perf_counter()
     policy = get_settings().refund_policy
@@ -254,7 +254,7 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
     n = len(plan.payments)
     moment = datetime.fromtimestamp(plan.end, UTC)
     builder = StripeBuilder(plan)
-    bar = tqdm(total=n, unit=" payments", desc="demo", disable=not progress, unit_scale=True)
+    bar = progress_bar(total=n, unit=" payments", desc="demo", enabled=progress, unit_scale=True)
     writer = _Writer(con, moment, bar)
     writer.start()
     clock = time.perf_counter()

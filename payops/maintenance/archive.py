@@ -222,7 +222,7 @@ def cleanup(
     Returns:
         A :class:`CleanupResult` with rows per table and the files written.
     """
-    from tqdm.auto import tqdm
+    from payops.progress import bar
 
     age = parse_age(older_than)
     if age <= timedelta(0):
@@ -235,7 +235,7 @@ def cleanup(
         if dry_run or not result.total:
             return result
         todo = [t for t in ARCHIVE_TABLES if result.tables[t]]
-        for table in tqdm(todo, desc="archive", disable=not progress):
+        for table in bar(todo, desc="archive", enabled=progress):
             files = _archive_table(con, table, folder)
             _verify_archive(con, table, files, result.tables[table])
             result.files += files

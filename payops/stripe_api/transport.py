@@ -16,6 +16,7 @@ What to ask for (lists, refunds, ...) is :mod:`payops.stripe_api.resources`' job
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import stripe
 
 from payops.config import Settings
 from payops.errors import ConfigError, RateLimited, StripeAuthError, StripeError, StripeUnavailable
+from payops.text import plural
 
 __all__ = ["PINNED_API_VERSION", "Transport", "TokenBucket", "shared_bucket", "refusal"]
 
@@ -79,6 +81,33 @@ def shared_bucket(rate: float) -> TokenBucket:
 def _message(exc: stripe.StripeError) -> str:
     msg = getattr(exc, "user_message", None) or getattr(exc, "_message", None) or str(exc)
     return str(msg).splitlines()[0] if msg else exc.__class__.__name__
+
+
+_SECRET = re.compile(r"\b(sk|rk|pk|whsec)_[A-Za-z0-9_]+|Bearer\s+\S+")
+
+
+def cause_chain(exc: BaseException, limit: int = 6) -> str:
+    """Every cause of ``exc`` on one line, outermost first, secrets masked.
+
+    Stripe's connection error says only "Unexpected error communicating with Stripe" on its
+    first line; what went wrong (refused, DNS, TLS, timeout) is further down and in its causes.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen and len(parts) < limit:
+        seen.add(id(cur))
+        body = " ".join(str(cur).split())
+        if isinstance(cur, stripe.APIConnectionError):
+            found = re.search(r"\(Network error: (.*)\)\s*$", body)
+            text = found.group(1) if found else ""
+        else:
+            text = f"{type(cur).__name__}: {body}" if body else type(cur).__name__
+        # a cause whose words an outer message already quotes adds nothing
+        if text and not any((body or text) in p for p in parts):
+            parts.append(text[:400])
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    return _SECRET.sub("[redacted]", " <- ".join(parts)) or type(exc).__name__
 
 
 def refusal(exc: Exception) -> str:
@@ -169,9 +198,10 @@ class Transport:
             self._sleep(attempt)
         self._count("errors")
         if isinstance(last, stripe.RateLimitError):
-            raise RateLimited(f"Stripe kept answering 429 (rate limited) after {self.max_attempts} attempts")
-        raise StripeUnavailable(f"Stripe could not be reached after {self.max_attempts} attempts: "
-                                f"{_message(last) if isinstance(last, stripe.StripeError) else last}")
+            raise RateLimited(f"Stripe kept answering 429 (rate limited) after {plural(self.max_attempts, 'attempt')}")
+        why = cause_chain(last) if isinstance(last, stripe.APIConnectionError) else (
+            _message(last) if isinstance(last, stripe.StripeError) else str(last))
+        raise StripeUnavailable(f"Stripe could not be reached after {plural(self.max_attempts, 'attempt')}: {why}")
 
     def translate(self, exc: stripe.StripeError) -> StripeError:
         """The :mod:`payops.errors` exception for an SDK exception that is not retried."""

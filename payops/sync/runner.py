@@ -65,9 +65,9 @@ def _report_probes(probes: list[tuple[str, str, str]], plans: dict[str, StreamPl
 
 
 def _bar(name: str, position: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
+    from payops.progress import bar
 
-    return tqdm(desc=name, unit=" obj", position=position, leave=True, disable=not enabled,
+    return bar(desc=name, unit=" obj", position=position, leave=True, enabled=enabled,
                 dynamic_ncols=True)
 
 
