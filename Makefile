@@ -46,7 +46,6 @@ demo: setup ## Build the demo marketplace in data/demo.duckdb (never your databa
 	@echo
 	@echo "Demo database: $(DEMO_DB)  (open it with: PAYOPS_DB=$(DEMO_DB) $(PAYOPS) status, or make lab PAYOPS_DB=$(DEMO_DB))"
 	@echo "Reports: open $(DEMO_REPORTS)/index.html (daily, weekly and monthly, newest first)"
-	@echo "Stripe offline: make demo-stripe (a local Stripe stand-in holding the demo's payments)"
 
 .PHONY: status
 status: setup ## Show the status overview of the database (PAYOPS_DB, default data/payops.duckdb)
