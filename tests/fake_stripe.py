@@ -255,14 +255,15 @@ class FakeStripe(LifecycleMixin, ConnectMixin):
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> FakeStripe:
+    def start(self, port: int = 0) -> FakeStripe:
+        """Serve on 127.0.0.1:``port`` (0: a free port) in a daemon thread."""
         fake = self
 
         class Handler(_Handler):
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
