@@ -49,18 +49,26 @@ demo: setup ## Build the demo marketplace in data/demo.duckdb (never your databa
 
 # A local Stripe stand-in (payops/devstripe.py: the tests' fake Stripe, loaded with the demo's
 # payments) on 127.0.0.1, and `payops webhooks serve` receiving the signed events it posts.
-# Both run in the background; their pid files, logs and env file are in data/.
+# Both run in the background; their pid files, logs and env file are in data/. What you sync and
+# process goes into a copy of the demo, data/demo-stripe.duckdb (made again when the demo is
+# rebuilt), so `make demo` can still rebuild data/demo.duckdb afterwards.
 STRIPE_PORT   ?= 12111
 WEBHOOK_PORT  ?= 8787
 DEVSTRIPE_ENV := data/devstripe.env
 DEVSTRIPE_PID := data/devstripe.pid
 WEBHOOKS_PID  := data/devstripe-webhooks.pid
+DEVSTRIPE_DB  := data/demo-stripe.duckdb
+DEVSTRIPE_RUN  = PAYOPS_DB=$(DEVSTRIPE_DB) PAYOPS_CONFIG=$(DEMO_CONFIG) PAYOPS_REPORTS_DIR=$(DEMO_REPORTS)
+
+$(DEVSTRIPE_DB): $(DEMO_DB)
+	cp $(DEMO_DB) $@
 
 .PHONY: demo-stripe
 demo-stripe: setup ## After `make demo`: a local Stripe stand-in with the demo's payments + webhook receiver (no key, no internet)
 	@test -f $(DEMO_DB) || { echo "no $(DEMO_DB): run make demo first"; exit 1; }
 	@if [ -s $(DEVSTRIPE_PID) ] && kill -0 $$(cat $(DEVSTRIPE_PID)) 2>/dev/null; then \
 	  echo "already running (pid $$(cat $(DEVSTRIPE_PID))); make demo-stripe-stop stops it"; exit 1; fi
+	@$(MAKE) --no-print-directory $(DEVSTRIPE_DB)
 	@rm -f $(DEVSTRIPE_ENV)
 	@nohup $(PY) -m payops.devstripe --db $(DEMO_DB) --port $(STRIPE_PORT) \
 	  --webhook-url http://127.0.0.1:$(WEBHOOK_PORT)/webhooks --env-file $(DEVSTRIPE_ENV) \
@@ -68,13 +76,13 @@ demo-stripe: setup ## After `make demo`: a local Stripe stand-in with the demo's
 	@for i in $$(seq 300); do test -s $(DEVSTRIPE_ENV) && break; \
 	  kill -0 $$(cat $(DEVSTRIPE_PID)) 2>/dev/null || { cat data/devstripe.log; rm -f $(DEVSTRIPE_PID); exit 1; }; \
 	  sleep 0.1; done; test -s $(DEVSTRIPE_ENV) || { echo "the stand-in did not start: see data/devstripe.log"; exit 1; }
-	@set -a; . ./$(DEVSTRIPE_ENV); set +a; $(DEMO_ENV) nohup $(PAYOPS) webhooks serve --port $(WEBHOOK_PORT) \
+	@set -a; . ./$(DEVSTRIPE_ENV); set +a; $(DEVSTRIPE_RUN) PYTHONUNBUFFERED=1 nohup $(PAYOPS) webhooks serve --port $(WEBHOOK_PORT) \
 	  > data/devstripe-webhooks.log 2>&1 < /dev/null & echo $$! > $(WEBHOOKS_PID)
 	@echo "Stripe stand-in: $$(tail -n 1 data/devstripe.log)"
 	@echo "Webhook receiver: http://127.0.0.1:$(WEBHOOK_PORT)/webhooks (log: data/devstripe-webhooks.log)"
 	@echo "Use it (the key is fake, the webhook secret is made for this run):"
 	@sed 's/^/  /' $(DEVSTRIPE_ENV)
-	@echo "  export $(DEMO_ENV)"
+	@echo "  export $(DEVSTRIPE_RUN)    # a copy of the demo"
 	@echo "Then: $(PAYOPS) sync; $(PAYOPS) refunds list; $(PAYOPS) refunds process;"
 	@echo "      tail data/devstripe-webhooks.log   (the signed refund webhooks arriving)"
 	@echo "Stop both: make demo-stripe-stop"
