@@ -104,7 +104,7 @@ lint: setup ## Static checks: ruff (style, bugs, complexity) and mypy over payop
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: setup ## Run the whole test suite (unit, servers, notebooks, browser)
+test: setup lint ## Run the static checks, then the whole test suite (unit, servers, notebooks, browser, hub, Spark)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-fast

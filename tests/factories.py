@@ -45,7 +45,8 @@ def balance_transaction(id="txn_1", **kw: Any) -> dict:
             "currency": "usd", "source": "ch_1", "type": "charge", "reporting_category": "charge",
             "status": "available", "created": BASE_TS, "available_on": BASE_TS + 2 * 86400,
             "exchange_rate": None,
-            "fee_details": [{"amount": 161, "currency": "usd", "type": "stripe_fee", "description": "Stripe processing fees"}]}
+            "fee_details": [{"amount": 161, "currency": "usd", "type": "stripe_fee",
+                             "description": "Stripe processing fees"}]}
     base.update(kw)
     return base
 

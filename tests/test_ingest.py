@@ -18,7 +18,8 @@ def test_every_object_type_lands_in_its_table():
         "customers": 1, "payment_intents": 1, "charges": 1, "refunds": 1,
         "balance_transactions": 1, "disputes": 1, "payouts": 1}
     assert one("SELECT email, deleted FROM customers") == ["cus_1@example.com", False]
-    assert one("SELECT amount, booking_id, tutor_id, latest_charge FROM payment_intents") == [4500, "bk_1", "tut_1", "ch_1"]
+    assert one("SELECT amount, booking_id, tutor_id, latest_charge FROM payment_intents") == [
+        4500, "bk_1", "tut_1", "ch_1"]
     assert one("SELECT amount_captured, payment_method_type, card_brand, balance_transaction FROM charges") == [
         4500, "card", "visa", "txn_1"]
     assert one("SELECT fee, net, json_extract(fee_details, '$[0].type')::VARCHAR FROM balance_transactions") == [

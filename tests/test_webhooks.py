@@ -17,7 +17,7 @@ import stripe
 from click.testing import CliRunner
 from servers import free_port
 
-from payops import query
+from payops import connect, query
 from payops.cli import cli
 from payops.errors import InvalidInput, SignatureError
 from payops.webhooks import WebhookLimits, apply_file, handle, load_events, make_server
@@ -145,6 +145,8 @@ def test_serve_needs_the_secret():
 def receiver():
     """The webhook server on 127.0.0.1 with short timeouts; yields (port, log lines, limits)."""
     lines: list[str] = []
+    with connect():  # the database the deliveries go to exists before the first one, as with `payops init`
+        pass
     limits = WebhookLimits(header_timeout=1.0, body_timeout=1.0)
     server = make_server("127.0.0.1", 0, SECRET, log=lines.append, limits=limits)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
