@@ -146,6 +146,7 @@ def breakdown(payment_id: str, *, db: _Db = None, con: _Con = None) -> dict[str,
         booking = c.execute(
             "SELECT booking_id, status, session_start, tutor_id FROM bookings WHERE payment_intent = ? LIMIT 1",
             [main["payment_intent"]]).fetchone()
+        ledger_figures = ledger_breakdown(payment_id, con=c)
     out: dict[str, Any] = {k: _plain(main[k]) for k in ("charge", "payment_intent", "customer", "currency", "status")}
     out["amount"] = int(main["amount"]) if _plain(main["amount"]) is not None else None
     for name in money.FIGURES:
@@ -154,7 +155,7 @@ def breakdown(payment_id: str, *, db: _Db = None, con: _Con = None) -> dict[str,
     out["livemode"] = bool(_plain(main["livemode"]))
     out["booking_id"] = _plain(main["booking_id"]) or (booking[0] if booking else None)
     out["booking_status"], out["session_start"], out["tutor_id"] = booking[1:] if booking else (None, None, None)
-    out["ledger"] = ledger_breakdown(payment_id, db=db)
+    out["ledger"] = ledger_figures
     return out
 
 
@@ -172,15 +173,15 @@ _LEDGER_SQL = """
     FROM balance_transactions WHERE source IN (SELECT id FROM src) ORDER BY created, id"""
 
 
-def ledger_breakdown(payment_id: str, *, db: _Db = None) -> dict[str, Any]:
+def ledger_breakdown(payment_id: str, *, db: _Db = None, con: _Con = None) -> dict[str, Any]:
     """One payment's money waterfall from its balance transactions (:mod:`payops.ledger`).
 
     Keys: every term of :data:`payops.ledger.TERMS` and ``other_net`` (minor units), and
     ``transactions``: the balance transactions (charge, refunds, dispute, transfer and its
     reversals) as records, oldest first.
     """
-    with reader(db) as con:
-        df = con.execute(_LEDGER_SQL, {"id": payment_id}).df()
+    with reader(db, con) as c:
+        df = c.execute(_LEDGER_SQL, {"id": payment_id}).df()
     records = df.to_dict("records")
     return {**ledger.waterfall_of(records), "transactions": records}
 
