@@ -39,6 +39,7 @@ __all__ = ["Window", "Page", "Engine"]
 
 BATCH_SECONDS = 0.5             # the writer commits at most every half second ...
 BATCH_PAGES = 40                # ... or every 40 pages
+QUEUE_PAGES = 32                # pages fetched and not yet committed, at most
 HOLD_SECONDS = 2.0              # the writer keeps its connection this long while pages wait
 EXTRA_WINDOWS = 4               # open windows beyond one per worker, so none waits for work
 TAIL_PAGES_PER_PIECE = 2        # piece width, in pages, once fewer windows than workers are open
@@ -122,7 +123,9 @@ class Engine:
         self.setup = setup
         self.probes: list[tuple[str, str, str]] = []  # (stream, verdict, message), once committed
         self.windows: queue.Queue[Window | None] = queue.Queue()
-        self.pages: queue.Queue[Page | None] = queue.Queue(maxsize=max(64, 6 * self.workers))
+        # bounded: memory stays flat whatever the account size (a page of events holds 100
+        # full objects, ~2 MB as dicts); a batch's worth is enough to cover a commit
+        self.pages: queue.Queue[Page | None] = queue.Queue(maxsize=max(QUEUE_PAGES, 2 * self.workers))
         self.lock = threading.Lock()
         self.open = 0
         self.stop = threading.Event()
