@@ -1,6 +1,6 @@
 """Benchmark: payops's parallel backfill and events pass vs the bound the rate limit allows.
 
-    .venv/bin/python bench/sync.py [--objects 100000] [--events 20000] [--workers 8]
+    .venv/bin/python bench/sync.py [--objects 100000] [--events 20000] [--workers N]
                                    [--sequential-objects 20000]
 
 The project's fake Stripe server (tests/fake_stripe.py) runs in a child process (so its
@@ -111,7 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--objects", type=int, default=100_000)
     ap.add_argument("--events", type=int, default=20_000)
-    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=None, help="default: payops's (from the rate)")
     ap.add_argument("--sequential-objects", type=int, default=20_000)
     args = ap.parse_args()
 
@@ -131,6 +131,7 @@ def main() -> None:
         from payops import query
         from payops.stripe_api import get_client
         from payops.sync import run
+        from payops.sync.plan import default_workers
 
         api = get_client()
         t = time.monotonic()
@@ -146,7 +147,8 @@ def main() -> None:
         print(summary.table())
         payops_rate = got / payops_s
         print(f"payops backfill: {got:,} of {total:,} objects in {payops_s:.1f} s = {payops_rate:,.0f} objects/s "
-              f"= {payops_rate / bound:.3f} of the bound ({args.workers} workers; {summary.requests} requests, "
+              f"= {payops_rate / bound:.3f} of the bound ({args.workers or default_workers(RPS)} workers; "
+              f"{summary.requests} requests, "
               f"{summary.rate_limited} 429s); peak RSS {rss_mb:.0f} MB; {_load()}")
         print(f"payout links (GET /v1/balance_transactions?payout=, one list per payout): {linked:,} payouts in "
               f"{links_s:.1f} s ({link_requests} requests = {link_requests / max(links_s, 1e-9):.1f} requests/s)")
@@ -174,6 +176,7 @@ def main() -> None:
         "sequential_objects_per_s": round(seq_rate, 1), "bound_objects_per_s": bound,
         "ratio_to_bound": round(payops_rate / bound, 3),
         "ratio_to_sequential": round(payops_rate / seq_rate, 2),
+        "workers": args.workers or default_workers(RPS),
         "events": args.events, "events_per_s": round(events_rate, 1),
         "events_ratio_to_bound": round(events_rate / bound, 3),
         "peak_rss_mb": round(rss_mb, 1), "payouts_linked": linked, "payout_links_s": round(links_s, 1),
