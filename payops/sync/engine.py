@@ -38,8 +38,8 @@ from payops.sync.summary import SyncSummary
 __all__ = ["Window", "Page", "Engine"]
 
 BATCH_SECONDS = 1.0             # the writer commits at most every second ...
-BATCH_PAGES = 25                # ... or every 25 pages (a page of events is ~2 MB as dicts)
-QUEUE_PAGES = 24                # pages fetched and not yet committed, at most
+BATCH_PAGES = 15                # ... or every 15 pages (memory: a batch is staged whole)
+QUEUE_PAGES = 16                # pages fetched and not yet committed, at most
 BACKLOG_PAGES = 8               # pages waiting after a commit that count as falling behind
 HOLD_SECONDS = 2.0              # ... and then the writer keeps its connection, this long at most
 EXTRA_WINDOWS = 4               # open windows beyond one per worker, so none waits for work
