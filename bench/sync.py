@@ -140,7 +140,7 @@ def main() -> None:
         from payops.payouts import sync_links
 
         t, requests0 = time.monotonic(), api.stats["requests"]
-        linked, _ = sync_links(api, workers=args.workers)
+        linked, _ = sync_links(api, workers=args.workers or default_workers(RPS))
         links_s, link_requests = time.monotonic() - t, api.stats["requests"] - requests0
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         got = _stored(query)
