@@ -15,7 +15,6 @@ from payops.sync.plan import (
     MIN_SPAN,
     RETENTION,
     Checkpoint,
-    default_workers,
     page_order,
     parse_since,
     pieces,
@@ -202,10 +201,3 @@ def test_no_split_when_the_page_cannot_tell_or_nothing_is_left():
     assert split_window(0, 21, objs(10, 20)) is None                 # asc, reached end
     assert split_window(900, 2000, objs(1000, 990), pages_per_piece=8) is None  # one piece left
     assert split_window(0, 2000, objs(1000, 990), most=1) is None
-
-
-def test_default_workers_keep_the_rate_limit_busy_at_half_a_second_a_request():
-    assert default_workers(10) == 8 and default_workers(16) == 8
-    assert default_workers(25) == 13 and default_workers(100) == 50 and default_workers(1000) == 64
-    for rate in (10, 20, 25, 80):
-        assert default_workers(rate) / 0.5 >= rate  # requests in flight / time each >= the limit

@@ -9,7 +9,6 @@ knowing the account's size in advance. Both are pure functions of their argument
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from payops.errors import InvalidInput
 from payops.streams import EVENT_TYPES, MAX_TYPES
 
 __all__ = ["Checkpoint", "StreamPlan", "SyncPlan", "plan_streams", "split_window", "pieces",
-           "page_order", "type_chunks", "parse_since", "default_workers", "EPOCH0", "RETENTION", "LAG", "OVERLAP",
+           "page_order", "type_chunks", "parse_since", "EPOCH0", "RETENTION", "LAG", "OVERLAP",
            "BT_LOOKBACK"]
 
 EPOCH0 = 1_262_304_000          # 2010-01-01: nothing in Stripe is older
@@ -31,7 +30,6 @@ PAGES_PER_PIECE = 32            # target size of the window next to a split poin
 MAX_PIECES = 8
 GROWTH = 4                      # each piece further from the split point is 4x wider
 MIN_SPAN = 60                   # seconds: no window is cut narrower
-SLOW_REQUEST = 0.5              # seconds a list page may take (Stripe: 0.2-0.5 s for 100 objects)
 
 
 @dataclass(frozen=True)
@@ -149,16 +147,6 @@ def plan_streams(selected: list[str], state: dict[str, dict[str, Checkpoint]], *
     if any(p.kind == "backfill" for p in plan.backfills.values()):
         plan.mode = "backfill" if not plan.incremental else "mixed"
     return plan
-
-
-def default_workers(rate: float) -> int:
-    """Enough concurrent requests to use a rate limit of ``rate``/s when each takes up to
-    half a second (Little's law: in flight = rate x time), at least 8 and at most 64.
-
-    With fewer, every slow response leaves the limit unused: 8 workers at 25 requests/s
-    have 28% to spare at 250 ms a request, and none at 320 ms.
-    """
-    return max(8, min(64, math.ceil(rate * SLOW_REQUEST)))
 
 
 def type_chunks(streams: list[str]) -> list[list[str]]:
