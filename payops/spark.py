@@ -40,6 +40,7 @@ from sqlglot import exp
 
 from payops import lake as lake_mod
 from payops import metrics
+from payops.periods import parse_date, timezone
 from payops.db import connect, transaction
 from payops.errors import InvalidInput, TerminalError
 
@@ -117,7 +118,7 @@ def transpile(sql: str, params: Mapping[str, Any]) -> str:
         return node
 
     # bind first: the rewrites build new nodes, whose children the same pass would not visit
-    return tree.transform(bind).transform(_to_spark).sql(dialect="spark", pretty=True)
+    return tree.transform(bind).transform(_to_spark).sql(dialect="spark", pretty=True, comments=False)
 
 
 def _tables(sql: str) -> list[str]:
@@ -200,19 +201,21 @@ def _stages(text: str) -> tuple[list[tuple[str, str]], str]:
     of the statements that read it.
     """
     tree = sqlglot.parse_one(text, read="spark")
+    if not isinstance(tree, exp.Query):
+        raise InvalidInput("not a query")
     bodies = {c.alias_or_name: c.this for c in tree.ctes}
     order = list(bodies)
     for cte in list(tree.ctes):
         cte.pop()
 
-    def reads(node: exp.Expression) -> set[str]:
+    def reads(node: exp.Expr) -> set[str]:
         return {t.name for t in node.find_all(exp.Table)} & set(bodies)
 
     deps = {name: reads(body) for name, body in bodies.items()}
     readers = {name: sum(name in d for d in deps.values()) + (name in reads(tree)) for name in bodies}
     shared = [n for n in order if readers[n] >= 2 and deps[n]]
 
-    def with_inline(node: exp.Expression) -> str:
+    def with_inline(node: exp.Query) -> str:
         needed: set[str] = set()
         todo = list(reads(node) - set(shared))
         while todo:
@@ -339,10 +342,10 @@ def compute_daily(lake: str | Path, start: date | None = None, end: date | None 
         What was computed and where it went.
     """
     began = time.monotonic()
-    tz = metrics._tz(tz)
+    tz = timezone(tz)
     folder = Path(lake)
     version = lake_mod.manifest(folder)["version"]
-    span = _lake_range(folder, metrics.parse_date(start), metrics.parse_date(end), tz)
+    span = _lake_range(folder, parse_date(start), parse_date(end), tz)
     where = master or DEFAULT_MASTER
     if span is None:
         return SparkRun(0, None, None, tz, where, version, None, False, time.monotonic() - began)

@@ -16,9 +16,21 @@ from payops.text import plural
 @date_option("--from", "start", "First day (YYYY-MM-DD, reporting timezone); default: the first day with data.")
 @date_option("--to", "end", "Last day, inclusive; default: the last day with data.")
 @DB_OPTION
-def analytics(start, end, db: Path | None) -> None:
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="duckdb: the database; spark: Apache Spark over a lake (--lake), same definition.")
+@click.option("--lake", "lake_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The lake Spark reads (`payops lake export --to DIR`); results go to DIR/results/daily_metrics.")
+@click.option("--master", default=None, help="Spark master: local[*] (default), spark://host:7077, sc://host:15002.")
+@click.option("--load", is_flag=True, help="With --engine spark: also store the rows in the database's daily_metrics.")
+def analytics(start, end, db: Path | None, engine: str, lake_dir: Path | None, master: str | None,
+              load: bool) -> None:
     """Recompute daily_metrics (per day in PAYOPS_TIMEZONE and currency) and show the KPIs."""
     import time
+
+    if engine == "spark":
+        from payops.cli.lake import analytics_on_spark
+
+        return analytics_on_spark(start, end, lake_dir, master, load, db)
 
     from payops import metrics
     from payops.config import get_settings

@@ -82,9 +82,11 @@ def restore(archive: Path, db: Path | None) -> None:
               help="Archive folder to scrub too (default: $PAYOPS_ARCHIVE_DIR).")
 @click.option("--exports", "exports", multiple=True, type=click.Path(path_type=Path),
               help="Export folder or file to scrub (repeatable; default: $PAYOPS_REPORTS_DIR and ./exports).")
+@click.option("--lake", "lakes", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Parquet lake to scrub too (repeatable): `payops lake export` folders.")
 @DB_OPTION
 def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: tuple[Path, ...],
-                   db: Path | None) -> None:
+                   lakes: tuple[Path, ...], db: Path | None) -> None:
     """Remove one customer's personal data from every table, the archive and exports (amounts and ids stay)."""
     r = maintenance.erase_customer(customer, dry_run=dry_run, archive=archive, exports=list(exports) or None, db=db)
     verb = "would be scrubbed" if dry_run else "scrubbed"
@@ -97,6 +99,9 @@ def erase_customer(customer: str, dry_run: bool, archive: Path | None, exports: 
     if r.audit_rows_mentioning:
         click.echo(f"Note: this customer's email is in {plural(r.audit_rows_mentioning, 'audit row')}; the audit log "
                    "is append-only and hash-chained, so they were left as they are.")
+    from payops.cli.lake import erase_in_lakes
+
+    erase_in_lakes(customer, lakes, dry_run)
 
 
 @click.command()

@@ -2,7 +2,7 @@
 
 ``payops erase-customer`` scrubs the database (and the archive and exports) with
 :func:`payops.maintenance.erase_customer`; :func:`erase_customer` here applies the very same
-scrubbing functions to the lake's files: which objects belong to the customer, which fields
+functions of :mod:`payops.maintenance.privacy` to the lake's files: which objects belong to the customer, which fields
 are personal, what replaces them. Only files that hold such a row (or the customer's email
 in another row) are rewritten, under new names, and the manifest is swapped once.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from payops.errors import InvalidInput
@@ -35,10 +34,11 @@ from payops.lake.store import (
     files,
     manifest,
 )
+from payops.maintenance import privacy
 
 __all__ = ["LakeErasure", "erase_customer"]
 
-#: free-text columns of payops's own table scrubbed of the customer's email, name and phone
+# payops's own table: its free text is scrubbed of the customer's email, name and phone
 _REQUESTS = "refund_requests"
 
 
@@ -56,73 +56,38 @@ class LakeErasure:
         return sum(self.tables.values())
 
 
-@dataclass
-class _Needles:
-    customer: str
-    owned: dict[str, set[str]]
-    values: list[str]
+def _find(lake: Path, doc: dict, customer: str) -> tuple[dict[str, set[str]], privacy._Needles]:
+    """Which objects are the customer's and how their personal data reads, looked up in the lake.
 
-    @property
-    def emails(self) -> list[str]:
-        return sorted({v.strip() for v in self.values if "@" in v})
-
-
-def _json(text: str | None) -> dict:
-    try:
-        value = orjson.loads(text) if text else {}
-    except orjson.JSONDecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _personal_values(con: duckdb.DuckDBPyConnection, customer: str) -> list[str]:
-    """The customer's email, name and phone as the lake holds them.
-
-    The places ``maintenance.erase_customer`` reads them from in the database: the customer
-    row and its ``raw``, the billing details and receipt email of the customer's charges.
+    The database's own lookups (:mod:`payops.maintenance.privacy`) run on DuckDB views of the
+    lake's tables; the lake has no archive folder, so they are pointed at none.
     """
-    from payops.maintenance import MASK
-
-    values: list[Any] = []
-    for email, name, phone, raw in con.execute(
-            "SELECT email, name, phone, CAST(raw AS VARCHAR) FROM customers WHERE id = ?", [customer]).fetchall():
-        obj = _json(raw)
-        values += [email, name, phone, obj.get("email"), obj.get("name"), obj.get("phone")]
-    for (raw,) in con.execute("SELECT CAST(raw AS VARCHAR) FROM charges WHERE customer = ?", [customer]).fetchall():
-        obj = _json(raw)
-        billing = obj.get("billing_details") or {}
-        values += [billing.get("email"), billing.get("name"), billing.get("phone"), obj.get("receipt_email")]
-    # a masked lake holds "***" where the values were: never something to look for
-    return [v for v in values if isinstance(v, str) and v.strip() and v != MASK]
-
-
-def _find(lake: Path, doc: dict, customer: str) -> _Needles:
-    """Which objects are the customer's and what their personal values are, read from the lake."""
-    from payops.maintenance import _owned_ids
-
+    nowhere = lake / _STAGING / "no-archive"
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         duckdb_views(con, lake)
-        # the lake has no archive folder of its own: point the database's lookup at none
-        owned = _owned_ids(con, customer, lake / _STAGING / "no-archive") if "customers" in doc["tables"] else {}
-        values = _personal_values(con, customer) if {"customers", "charges"} <= set(doc["tables"]) else []
+        found = privacy._union(con, "customers", "email, name, phone, CAST(raw AS VARCHAR)", "id = ?", [customer],
+                               nowhere)
+        owned = privacy._owned_ids(con, customer, nowhere)
+        values = privacy._personal_values(con, found, customer, nowhere)
     finally:
         con.close()
-    return _Needles(customer, owned, values)
+    # a masked lake holds "***" where the values were: never something to look for
+    values = [v for v in values if v != privacy.MASK]
+    emails = sorted({v.strip() for v in values if isinstance(v, str) and "@" in v})
+    return owned, privacy._Needles(customer, emails, privacy._patterns(emails), privacy._patterns(values))
 
 
-def _targets(table: str, needles: _Needles) -> tuple[tuple[str, ...], str, list]:
+def _targets(table: str, owned: dict[str, set[str]], needles: privacy._Needles) -> tuple[tuple[str, ...], str, list]:
     """(text columns, condition, parameters) selecting the rows of ``table`` erasure may change."""
-    from payops.maintenance import _ERASE_COLUMNS, REQUEST_TEXT
-
     text_cols: tuple[str, ...]
     params: list[Any]
     if table == _REQUESTS:
-        text_cols, cond, params = tuple(REQUEST_TEXT), ["customer = ?"], [needles.customer]
+        text_cols, cond, params = tuple(privacy.REQUEST_TEXT), ["customer = ?"], [needles.customer]
     else:
-        text_cols = _ERASE_COLUMNS[table][0]
-        cond, params = ["list_contains(?::VARCHAR[], id)"], [sorted(needles.owned.get(table, set()))]
+        text_cols = privacy._ERASE_COLUMNS[table][0]
+        cond, params = ["list_contains(?::VARCHAR[], id)"], [sorted(owned.get(table, set()))]
     for col in text_cols:
         for email in needles.emails:
             cond.append(f"lower(CAST({_q(col)} AS VARCHAR)) LIKE ?")
@@ -130,10 +95,11 @@ def _targets(table: str, needles: _Needles) -> tuple[tuple[str, ...], str, list]
     return text_cols, " OR ".join(cond), params
 
 
-def _files_to_scrub(lake: Path, doc: dict, table: str, needles: _Needles) -> list[Path]:
+def _files_to_scrub(lake: Path, doc: dict, table: str, owned: dict[str, set[str]], needles: privacy._Needles
+                    ) -> list[Path]:
     """The files of ``table`` with a row erasure may change: one scan of the table."""
     paths = files(lake, table, doc=doc)
-    text_cols, cond, params = _targets(table, needles)
+    text_cols, cond, params = _targets(table, owned, needles)
     con = duckdb.connect()
     try:
         present = {r[0] for r in con.execute(
@@ -147,16 +113,13 @@ def _files_to_scrub(lake: Path, doc: dict, table: str, needles: _Needles) -> lis
     return sorted(Path(r[0]) for r in rows)
 
 
-def _scrubber(table: str, needles: _Needles) -> Callable[[duckdb.DuckDBPyConnection], int]:
+def _scrubber(table: str, owned: dict[str, set[str]], needles: privacy._Needles
+              ) -> Callable[[duckdb.DuckDBPyConnection], int]:
     """The database's scrubbing step for ``table``, bound to this customer."""
-    from payops.maintenance import _patterns, _scrub_relation, _scrub_requests
-
-    emails = needles.emails
-    email_pats, all_pats = _patterns(emails), _patterns(needles.values)
     if table == _REQUESTS:
-        return lambda con: _scrub_requests(con, needles.customer, email_pats, all_pats, emails, dry_run=False)
-    owned = needles.owned.get(table, set())
-    return lambda con: _scrub_relation(con, table, table, owned, email_pats, all_pats, emails, dry_run=False)
+        return lambda con: privacy._scrub_requests(con, needles, dry_run=False)
+    mine = owned.get(table, set())
+    return lambda con: privacy._scrub_relation(con, table, table, mine, needles, dry_run=False)
 
 
 def _scrub_file(path: Path, table: str, key: list[str], scrub: Callable[[duckdb.DuckDBPyConnection], int]
@@ -194,21 +157,19 @@ def erase_customer(lake: str | Path, customer: str, *, dry_run: bool = False) ->
         InvalidInput: not a customer id.
         NotFound: no lake at ``lake``.
     """
-    from payops.maintenance import _ERASE_COLUMNS
-
     if not customer or not customer.startswith("cus_"):
         raise InvalidInput(f"not a customer id: {customer!r} (expected cus_...)")
     lake = Path(lake)
     result = LakeErasure(customer, dry_run)
     with _locked(lake):
         doc = manifest(lake)
-        needles = _find(lake, doc, customer)
+        owned, needles = _find(lake, doc, customer)
         rewritten: dict[str, dict[Path, pa.Table]] = {}
-        for table in sorted(set(_ERASE_COLUMNS) | {_REQUESTS}):
+        for table in sorted(set(privacy._ERASE_COLUMNS) | {_REQUESTS}):
             if table not in doc["tables"]:
                 continue
-            scrub = _scrubber(table, needles)
-            for path in _files_to_scrub(lake, doc, table, needles):
+            scrub = _scrubber(table, owned, needles)
+            for path in _files_to_scrub(lake, doc, table, owned, needles):
                 rows = _scrub_file(path, table, doc["tables"][table]["key"], scrub)
                 if rows is not None:
                     rewritten.setdefault(table, {})[path] = rows

@@ -98,7 +98,7 @@ def _rows_reader(con, spec: TableSpec, folders: list[str], mask: bool) -> pa.Rec
     reader = con.sql(sql, params={"folders": folders}).to_arrow_reader(_BATCH_ROWS)
     if not mask:
         return reader
-    from payops.maintenance import mask_pii  # the export rules for personal data: one owner
+    from payops.maintenance import mask_pii  # the exports' rules for personal data: one owner
 
     schema = reader.schema
 
@@ -130,7 +130,7 @@ def _plan(spec: TableSpec, stats: dict[str, dict], before: dict | None, lake: Pa
 
 
 def _export_table(con, spec: TableSpec, lake: Path, staging: Path, before: dict | None,
-                  mask: bool, force: bool) -> tuple[dict, TableExport]:
+                  mask: bool, force: bool, rel_dir: str | None = None) -> tuple[dict, TableExport]:
     """Bring one table's partitions in the lake up to date; its new manifest entry and what was done."""
     stats = _partition_stats(con, spec)
     if not stats:  # an empty table still gets one empty file, so every reader knows its columns
@@ -141,7 +141,7 @@ def _export_table(con, spec: TableSpec, lake: Path, staging: Path, before: dict 
                        written=len(todo), removed=len(set((before or {}).get("partitions", {})) - set(parts)))
     if todo:
         got = _write_partitions(_rows_reader(con, spec, todo, mask), spec.partition_by, lake,
-                                staging / spec.name, spec.name)
+                                staging / spec.name, rel_dir or spec.name)
         missing = set(todo) - set(got)
         if missing:
             raise LakeError(f"{spec.name}: partitions {sorted(missing)[:3]} were not written (unexpected folder names)")
@@ -255,7 +255,7 @@ def write_result(lake: str | Path, name: str, rows: pa.Table, *, key: tuple[str,
             merged = "SELECT * FROM _new"
             before = old.get(RESULTS, {}).get(name)
             if before is not None and replace is not None:
-                stored = _read_sql(files(lake, name, doc=old), before["partition_by"])
+                stored = _read_sql(files(lake, f"{RESULTS}/{name}", doc=old), before["partition_by"])
                 merged += (f" UNION ALL BY NAME SELECT * EXCLUDE (month) FROM {stored} "
                            f"WHERE {_q(time_column)} NOT BETWEEN $lo AND $hi")
             con.execute(f"CREATE TABLE {_q(name)} AS {merged}", {"lo": replace[0], "hi": replace[1]} if
@@ -263,10 +263,12 @@ def write_result(lake: str | Path, name: str, rows: pa.Table, *, key: tuple[str,
             columns = tuple((c, t) for c, t, *_ in con.execute(f"DESCRIBE {_q(name)}").fetchall())
             spec = TableSpec(name, columns, key, time_column, "currency" in dict(columns))
             staging = lake / _STAGING / uuid.uuid4().hex
-            entry, _ = _export_table(con, spec, lake, staging, before, mask=False, force=False)
+            entry, _ = _export_table(con, spec, lake, staging, before, mask=False, force=False,
+                                     rel_dir=f"{RESULTS}/{name}")
         finally:
             con.close()
-        entry.update(meta or {})
+        # what earlier runs recorded next to the result stays unless this run says otherwise
+        entry = {**{k: v for k, v in (before or {}).items() if k not in entry}, **entry, **(meta or {})}
         return _commit(lake, old, RESULTS, name, entry)
 
 
@@ -288,7 +290,8 @@ def verify(lake: str | Path) -> list[str]:
         con.execute("SET TimeZone = 'UTC'")
         for section in ("tables", RESULTS):
             for name, entry in sorted(doc.get(section, {}).items()):
-                problems += _verify_table(con, lake, doc, name, entry, checksums=not doc.get("mask_pii"))
+                label = name if section == "tables" else f"{RESULTS}/{name}"
+                problems += _verify_table(con, lake, doc, label, entry, checksums=not doc.get("mask_pii"))
     finally:
         con.close()
     return problems
@@ -305,8 +308,8 @@ def _verify_table(con, lake: Path, doc: dict, name: str, entry: dict, checksums:
                 problems.append(f"{f['path']}: SHA-256 differs from the manifest")
     if problems:
         return problems
-    spec = _spec_of(name, entry)
-    con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS SELECT * FROM "
+    spec = _spec_of(name.rpartition("/")[2], entry)
+    con.execute(f"CREATE OR REPLACE VIEW {_q(spec.name)} AS SELECT * FROM "
                 f"{_read_sql(files(lake, name, doc=doc), entry['partition_by'])}")
     found = _partition_stats(con, spec)
     for folder, p in sorted(entry["partitions"].items()):

@@ -146,9 +146,10 @@ def _manifest_or_none(lake: Path) -> dict | None:
 
 
 def _entry(doc: dict, table: str) -> dict:
-    for section in ("tables", RESULTS):
-        if table in doc.get(section, {}):
-            return doc[section][table]
+    """A table's manifest entry: ``charges``, or ``results/daily_metrics`` for a result."""
+    section, _, name = table.rpartition("/")
+    if section in ("", RESULTS) and name in doc.get(section or "tables", {}):
+        return doc[section or "tables"][name]
     known = ", ".join(sorted(doc.get("tables", {})) + [f"{RESULTS}/{t}" for t in sorted(doc.get(RESULTS, {}))])
     raise NotFound(f"no table {table!r} in the lake (it has: {known or 'nothing'})")
 
@@ -159,14 +160,10 @@ def tables(lake: str | Path) -> list[str]:
 
 
 def files(lake: str | Path, table: str, *, doc: dict | None = None) -> list[Path]:
-    """The Parquet files that make up ``table`` (an exported table or a result) now."""
+    """The Parquet files that make up ``table`` now (``charges``, or ``results/daily_metrics``)."""
     lake = Path(lake)
     entry = _entry(doc or manifest(lake), table)
     return [lake / f["path"] for p in entry["partitions"].values() for f in p["files"]]
-
-
-def _base_dir(lake: Path, table: str, doc: dict) -> Path:
-    return lake / (table if table in doc["tables"] else f"{RESULTS}/{table}")
 
 
 def dataset(lake: str | Path, table: str) -> ds.Dataset:
@@ -176,7 +173,7 @@ def dataset(lake: str | Path, table: str) -> ds.Dataset:
     entry = _entry(doc, table)
     part = ds.partitioning(pa.schema([(c, pa.string()) for c in entry["partition_by"]]), flavor="hive")
     return ds.dataset([str(f) for f in files(lake, table, doc=doc)], format="parquet", partitioning=part,
-                      partition_base_dir=str(_base_dir(lake, table, doc)))
+                      partition_base_dir=str(lake / table))
 
 
 def read(lake: str | Path, table: str) -> pa.Table:
@@ -185,22 +182,29 @@ def read(lake: str | Path, table: str) -> pa.Table:
 
 
 def duckdb_views(con: duckdb.DuckDBPyConnection, lake: str | Path, names: list[str] | None = None) -> list[str]:
-    """Create one DuckDB view per lake table (and result) on ``con``, reading through the manifest.
+    """Create a DuckDB view per lake table on ``con`` (results in schema ``results``), through the manifest.
+
+    Args:
+        con: the connection (an in-memory one will do).
+        lake: the lake folder.
+        names: only these (``charges``, ``results/daily_metrics``); default: every table and result.
 
     Returns:
-        The view names created.
+        The names of the views created.
     """
     lake = Path(lake)
     doc = manifest(lake)
-    made = []
-    for section in ("tables", RESULTS):
-        for name, entry in doc.get(section, {}).items():
-            if names is not None and name not in names or name in made:
-                continue
-            con.execute(f"CREATE OR REPLACE VIEW {_q(name)} AS SELECT * FROM "
-                        f"{_read_sql(files(lake, name, doc=doc), entry['partition_by'])}")
-            made.append(name)
-    return made
+    wanted = names if names is not None else \
+        sorted(doc["tables"]) + [f"{RESULTS}/{n}" for n in sorted(doc.get(RESULTS, {}))]
+    for name in wanted:
+        entry = _entry(doc, name)
+        section, _, bare = name.rpartition("/")
+        if section:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(section)}")
+        view = f"{_q(section)}.{_q(bare)}" if section else _q(bare)
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "
+                    f"{_read_sql(files(lake, name, doc=doc), entry['partition_by'])}")
+    return wanted
 
 
 def _read_sql(paths: list[Path], partition_by: list[str] | tuple[str, ...]) -> str:
