@@ -40,9 +40,9 @@ from sqlglot import exp
 
 from payops import lake as lake_mod
 from payops import metrics
-from payops.periods import parse_date, timezone
 from payops.db import connect, transaction
 from payops.errors import InvalidInput, TerminalError
+from payops.periods import parse_date, timezone
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
