@@ -84,9 +84,10 @@ def tree(folder: Path) -> dict[str, str]:
 
 
 def key_of(db: Path, table: str) -> str:
+    """ORDER BY text: the primary key, or every column for a table without one."""
     key = db_rows(db, "SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = ? "
-                      "AND constraint_type = 'PRIMARY KEY'", [table])[0][0]
-    return ", ".join(f'"{k}"' for k in key)
+                      "AND constraint_type = 'PRIMARY KEY'", [table])
+    return ", ".join(f'"{k}"' for k in key[0][0]) if key else "ALL"
 
 
 # =========================================================================== export and readers
