@@ -312,7 +312,7 @@ def _lake_range(lake: Path, start: date | None, end: date | None, tz: str) -> tu
 
 def _load(df: pd.DataFrame, start: date, end: date, db) -> None:
     """Replace the database's daily_metrics rows of ``start``..``end`` with ``df`` (one transaction)."""
-    with connect(db) as con, transaction(con):
+    with connect(db, create=False) as con, transaction(con):
         con.execute("DELETE FROM daily_metrics WHERE day BETWEEN ? AND ?", [start, end])
         if len(df):
             con.register("_daily_metrics_spark", df)

@@ -407,6 +407,10 @@ def test_cli_export_show_verify(db, tmp_path):
     assert out.exit_code == 1 and victim.name in out.output and "SHA-256" in out.output
     out = run.invoke(cli, ["lake", "show", str(tmp_path / "nowhere")], catch_exceptions=False)
     assert out.exit_code == 1 and "no payops lake" in out.output
+    out = run.invoke(cli, ["lake", "export", "--to", str(tmp_path / "l2"), "--db", str(tmp_path / "missing.duckdb")],
+                     catch_exceptions=False)
+    assert out.exit_code == 1 and len(out.output.strip().splitlines()) == 1 and "missing.duckdb" in out.output
+    assert not (tmp_path / "missing.duckdb").exists()
 
 
 def test_pyarrow_dataset_filters_by_partition(db, tmp_path):

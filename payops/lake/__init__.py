@@ -25,11 +25,14 @@ give the same value). An export computes every partition's checksum in the datab
 ``GROUP BY`` per table and rewrites only the partitions whose checksum or row count moved,
 plus new ones; partitions whose rows are gone leave the lake. The database already applied
 newer-wins, so the lake always holds the database's newest version of every row. New files
-are written under ``_staging/``, renamed into place under content-addressed names (never
-over a file the current manifest uses), then the manifest is replaced by one atomic rename,
-and only then are unreferenced files deleted. A run killed at any point (``kill -9``)
-leaves the previous manifest and every file it names intact; the next run finishes the job
-and produces the same lake an uninterrupted run would have.
+are written under ``_staging/`` and renamed into place under their SHA-256 (so a rename can
+only ever replace a file with the same bytes), then the manifest is replaced by one atomic
+rename, and only then are files no manifest names deleted. A run killed at any point
+(``kill -9``) leaves the previous manifest and every file it names intact; the next run
+finishes the job and produces the same lake an uninterrupted run would have (file bytes
+depend only on the rows: fixed row groups, rows in key order). One writer at a time holds
+``<lake>/.lock``. Deleting old files right after the swap means a reader still working from
+the previous manifest can find a file gone: re-read the manifest and start again.
 """
 
 from payops.lake.erase import LakeErasure, erase_customer
