@@ -61,10 +61,12 @@ def db_write(db: Path, sql: str, params=None) -> None:
 
 
 def db_tables(db: Path) -> dict[str, list[str]]:
-    """table -> columns, in the database's order (what the lake must hold)."""
+    """table -> columns, in the database's order (what the lake must hold; views are queries, not data)."""
     out: dict[str, list[str]] = {}
-    for table, column in db_rows(db, "SELECT table_name, column_name FROM information_schema.columns "
-                                     "WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"):
+    for table, column in db_rows(db, "SELECT c.table_name, c.column_name FROM information_schema.columns c "
+                                     "JOIN information_schema.tables t USING (table_schema, table_name) "
+                                     "WHERE c.table_schema = 'main' AND t.table_type = 'BASE TABLE' "
+                                     "ORDER BY c.table_name, c.ordinal_position"):
         out.setdefault(table, []).append(column)
     out.pop("schema_migrations")
     return out
