@@ -34,14 +34,14 @@ import orjson
 
 from payops.db import connect
 from payops.errors import ConfigError
+from payops.streams import STREAMS
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 12111
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8787/webhooks"
 API_KEY = "sk_test_devstripe_offline"
 # Parents before children, so a charge's payment intent is there when the charge is.
-TABLES = ("customers", "payment_intents", "charges", "transfers", "application_fees", "refunds", "balance_transactions",
-          "disputes", "payouts")
+TABLES = STREAMS
 TESTS_DIR = Path(__file__).resolve().parent.parent / "tests"
 RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
 

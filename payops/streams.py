@@ -13,18 +13,20 @@ from payops.errors import InvalidInput
 
 __all__ = ["STREAM_OBJECTS", "STREAMS", "OBJECT_STREAMS", "EVENT_TYPES", "MAX_TYPES", "select_streams"]
 
-# stream (= table = list path under /v1/) -> the Stripe object type it holds, in the order
-# the documentation and the summaries show them
+# stream (= table = list path under /v1/) -> the Stripe object type it holds. Parents come
+# before children (a charge's payment intent, a refund's charge and reversed transfer, a
+# balance transaction's source): loaders that need them first (devstripe) take this order,
+# and so do the summaries and the documentation.
 STREAM_OBJECTS: dict[str, str] = {
     "customers": "customer",
     "payment_intents": "payment_intent",
     "charges": "charge",
+    "transfers": "transfer",
+    "application_fees": "application_fee",
     "refunds": "refund",
     "balance_transactions": "balance_transaction",
     "disputes": "dispute",
     "payouts": "payout",
-    "transfers": "transfer",
-    "application_fees": "application_fee",
 }
 STREAMS: tuple[str, ...] = tuple(STREAM_OBJECTS)
 OBJECT_STREAMS: dict[str, str] = {otype: stream for stream, otype in STREAM_OBJECTS.items()}

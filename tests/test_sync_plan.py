@@ -37,8 +37,8 @@ def synced(cursor: int, **rows: Checkpoint) -> dict[str, Checkpoint]:
 
 
 def test_one_stream_list_everywhere():
-    assert STREAMS == ("customers", "payment_intents", "charges", "refunds", "balance_transactions",
-                       "disputes", "payouts", "transfers", "application_fees")
+    assert STREAMS == ("customers", "payment_intents", "charges", "transfers", "application_fees", "refunds",
+                       "balance_transactions", "disputes", "payouts")  # parents before children
     assert {otype: table for otype, (table, _, _) in OBJECT_TABLES.items()} == {
         o: s for s, o in STREAM_OBJECTS.items()}
     assert {RESOURCES[o] for o in STREAM_OBJECTS.values()} == set(STREAMS)
