@@ -40,6 +40,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from payops.money import div_half_even
+
 __all__ = [
     "TERMS", "WATERFALL", "DAILY_COLUMNS", "Term", "GROSS_TYPES", "REFUND_TYPES", "DISPUTE_CATEGORIES",
     "TRANSFER_TYPES", "PAYOUT_TYPES", "term_sql", "in_waterfall_sql", "sums_sql", "daily_sql", "waterfall_of",
@@ -79,22 +81,39 @@ def _in(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
 
 
-def _is(kind: str, t: str) -> str:
-    p = f"{t}." if t else ""
-    if kind == "gross":
-        return f"{p}type IN {_in(GROSS_TYPES)}"
-    if kind == "refunds":
-        return f"{p}type IN {_in(REFUND_TYPES)}"
-    if kind == "disputes":
-        return f"({p}type = 'adjustment' AND {p}reporting_category IN {_in(DISPUTE_CATEGORIES)})"
-    if kind == "transfers":
-        return f"{p}type IN {_in(TRANSFER_TYPES)}"
-    raise ValueError(kind)
+@dataclass(frozen=True)
+class _Flow:
+    """The balance transactions whose ``amount`` one term takes, and with which sign."""
+
+    term: str
+    types: tuple[str, ...]
+    categories: tuple[str, ...] | None = None  # also required: a reporting_category among these
+    sign: int = -1
+
+    def sql(self, t: str) -> str:
+        p = f"{t}." if t else ""
+        match = f"{p}type IN {_in(self.types)}"
+        return f"({match} AND {p}reporting_category IN {_in(self.categories)})" if self.categories else match
+
+    def matches(self, typ: object, category: object) -> bool:
+        return typ in self.types and (self.categories is None or category in self.categories)
+
+
+# The one classification of balance transactions, used by the SQL and the Python forms alike.
+_FLOWS: tuple[_Flow, ...] = (
+    _Flow("gross_volume", GROSS_TYPES, sign=1),
+    _Flow("refunds", REFUND_TYPES),
+    _Flow("dispute_losses", ("adjustment",), DISPUTE_CATEGORIES),
+    _Flow("tutors_share", TRANSFER_TYPES),
+)
+_BY_TERM = {f.term: f for f in _FLOWS}
+# the terms taken from every waterfall balance transaction's own column, whatever its flow
+_COLUMN_TERMS = {"stripe_fees": "fee", "platform_net_revenue": "net"}
 
 
 def in_waterfall_sql(t: str = "") -> str:
     """A boolean SQL expression: the balance transaction (alias ``t``) is one of the waterfall's."""
-    return "(" + " OR ".join(_is(k, t) for k in ("gross", "refunds", "disputes", "transfers")) + ")"
+    return "(" + " OR ".join(f.sql(t) for f in _FLOWS) + ")"
 
 
 def term_sql(name: str, t: str = "") -> str:
@@ -105,18 +124,11 @@ def term_sql(name: str, t: str = "") -> str:
         t: the table alias of ``balance_transactions``, or "" for none.
     """
     p = f"{t}." if t else ""
-    if name == "gross_volume":
-        return f"CASE WHEN {_is('gross', t)} THEN {p}amount ELSE 0 END"
-    if name == "refunds":
-        return f"CASE WHEN {_is('refunds', t)} THEN -{p}amount ELSE 0 END"
-    if name == "dispute_losses":
-        return f"CASE WHEN {_is('disputes', t)} THEN -{p}amount ELSE 0 END"
-    if name == "tutors_share":
-        return f"CASE WHEN {_is('transfers', t)} THEN -{p}amount ELSE 0 END"
-    if name == "stripe_fees":
-        return f"CASE WHEN {in_waterfall_sql(t)} THEN {p}fee ELSE 0 END"
-    if name == "platform_net_revenue":
-        return f"CASE WHEN {in_waterfall_sql(t)} THEN {p}net ELSE 0 END"
+    if name in _BY_TERM:
+        flow = _BY_TERM[name]
+        return f"CASE WHEN {flow.sql(t)} THEN {'' if flow.sign > 0 else '-'}{p}amount ELSE 0 END"
+    if name in _COLUMN_TERMS:
+        return f"CASE WHEN {in_waterfall_sql(t)} THEN {p}{_COLUMN_TERMS[name]} ELSE 0 END"
     if name == "other_net":
         return (f"CASE WHEN NOT {in_waterfall_sql(t)} AND {p}type NOT IN {_in(PAYOUT_TYPES)} "
                 f"THEN {p}net ELSE 0 END")
@@ -148,19 +160,14 @@ def waterfall_of(bts: list[dict]) -> dict[str, int]:
     ``amount``, ``fee``, ``net``): the Python form of :func:`term_sql`, for one payment."""
     out = {t.name: 0 for t in TERMS} | {"other_net": 0}
     for b in bts:
-        typ, cat = b.get("type"), b.get("reporting_category")
-        amount, fee_, net_ = int(b.get("amount") or 0), int(b.get("fee") or 0), int(b.get("net") or 0)
-        kind = ("gross" if typ in GROSS_TYPES else "refunds" if typ in REFUND_TYPES
-                else "disputes" if typ == "adjustment" and cat in DISPUTE_CATEGORIES
-                else "transfers" if typ in TRANSFER_TYPES else None)
-        if kind is None:
+        typ, net_ = b.get("type"), int(b.get("net") or 0)
+        flow = next((f for f in _FLOWS if f.matches(typ, b.get("reporting_category"))), None)
+        if flow is None:
             if typ not in PAYOUT_TYPES:
                 out["other_net"] += net_
             continue
-        col = {"gross": "gross_volume", "refunds": "refunds", "disputes": "dispute_losses",
-               "transfers": "tutors_share"}[kind]
-        out[col] += amount if kind == "gross" else -amount
-        out["stripe_fees"] += fee_
+        out[flow.term] += flow.sign * int(b.get("amount") or 0)
+        out["stripe_fees"] += int(b.get("fee") or 0)
         out["platform_net_revenue"] += net_
     return out
 
@@ -168,13 +175,6 @@ def waterfall_of(bts: list[dict]) -> dict[str, int]:
 def check_equation(row: dict) -> int:
     """gross volume - (the sum of the other terms): 0 when the waterfall holds."""
     return int(row["gross_volume"]) - sum(int(row[n]) for n in WATERFALL)
-
-
-def _half_even_div(n: int, d: int) -> int:
-    q, r = divmod(n, d)
-    if 2 * r > d or (2 * r == d and q % 2):
-        q += 1
-    return q
 
 
 def reversal_split(refund: int, charge_amount: int, app_fee: int, *, refunded_before: int = 0,
@@ -193,5 +193,5 @@ def reversal_split(refund: int, charge_amount: int, app_fee: int, *, refunded_be
     if refunded_before + refund >= charge_amount:  # the last refund takes what is left of both
         fee_back = app_fee - fee_refunded_before
     else:
-        fee_back = min(app_fee - fee_refunded_before, _half_even_div(refund * app_fee, charge_amount))
+        fee_back = min(app_fee - fee_refunded_before, div_half_even(refund * app_fee, charge_amount))
     return fee_back, refund - fee_back

@@ -41,6 +41,7 @@ __all__ = [
     "parse",
     "MAX_MINOR",
     "fee",
+    "div_half_even",
     "fee_sql",
     "platform_fee",
     "platform_fee_sql",
@@ -181,11 +182,19 @@ def fee(amount_minor: int, bps: int) -> int:
 
     ``fee(125, 1000) == 12`` and ``fee(135, 1000) == 14``.
     """
-    amount = _check_int(amount_minor)
-    bps = _bps(bps)
-    # integer half-even: q is the floor, r the remainder in [0, 10000)
-    q, r = divmod(amount * bps, 10000)
-    if r > 5000 or (r == 5000 and q % 2):
+    return div_half_even(_check_int(amount_minor) * _bps(bps), 10000)
+
+
+def div_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded half-even to an integer, in integer maths only.
+
+    The one rounding rule of payops's money (fees, the reversal rule of refunds):
+    ``div_half_even(25, 10) == 2``, ``div_half_even(35, 10) == 4``. ``denominator`` > 0.
+    """
+    # q is the floor and r the remainder in [0, denominator): round up past half, and at
+    # exactly half only when q is odd
+    q, r = divmod(numerator, denominator)
+    if 2 * r > denominator or (2 * r == denominator and q % 2):
         q += 1
     return q
 
