@@ -27,6 +27,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from payops.db import insert_frame
+
 __all__ = ["Entry", "record", "rows", "row_hash", "list_rows", "verify_chain", "VerifyResult", "GENESIS", "KEYED",
            "seal", "row_problems", "writer_key"]
 
@@ -118,11 +120,7 @@ def rows(con: duckdb.DuckDBPyConnection, entries: Iterable[Entry]) -> list[int]:
     cols = list(zip(*stored, strict=True))
     arrays = [pa.array(cols[0], pa.int64()), pa.array(cols[1], pa.timestamp("us", tz="UTC"))]
     arrays += [pa.array(c, pa.string()) for c in cols[2:]]
-    con.register("_audit_batch", pa.Table.from_arrays(arrays, names=list(_COLUMNS)))
-    try:
-        con.execute("INSERT INTO audit_log BY NAME SELECT * FROM _audit_batch")
-    finally:
-        con.unregister("_audit_batch")
+    insert_frame(con, "audit_log", pa.Table.from_arrays(arrays, names=list(_COLUMNS)))
     return list(cols[0])
 
 

@@ -27,8 +27,8 @@ import pandas as pd
 from payops.config import get_settings
 from payops.errors import DatabaseBusy, DatabaseError, QueryRefused
 
-__all__ = ["connect", "reuse", "transaction", "query", "migrate", "MIGRATIONS", "database_path", "require", "missing",
-           "SANDBOX_CONFIG", "QUERY_STATEMENTS"]
+__all__ = ["connect", "reuse", "transaction", "insert_frame", "query", "migrate", "MIGRATIONS", "database_path",
+           "require", "missing", "SANDBOX_CONFIG", "QUERY_STATEMENTS"]
 
 _LOCK_RE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
 _HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>\S+)(?: \(PID (?P<pid>\d+)\))?", re.I)
@@ -199,6 +199,20 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: Any) -> None:
+    """``INSERT INTO table BY NAME`` every row of a DataFrame or Arrow table, matched by column name.
+
+    The frame is registered on ``con`` for this one statement only. ``table`` is one of
+    payops's own table names, never user input.
+    """
+    view = f"_payops_insert_{table}"
+    con.register(view, frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
 
 
 # The analysts' sandbox. `enable_external_access` off: no COPY, ATTACH, INSTALL/LOAD, read_* of

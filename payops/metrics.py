@@ -21,7 +21,7 @@ import pandas as pd
 
 from payops import ledger, money
 from payops.config import get_settings
-from payops.db import SQL_DIR, connect, database_path, transaction
+from payops.db import SQL_DIR, connect, database_path, insert_frame, transaction
 from payops.periods import PERIODS, Period, bounds, check_range, parse_date, period, reader, timezone
 from payops.refunds import rules as refund_rules
 
@@ -188,32 +188,42 @@ def compute_daily(start: date | None = None, end: date | None = None, *, db=None
         The number of rows written.
     """
     tz = timezone(tz)
-    start, end = parse_date(start), parse_date(end)
     with connect(db, create=False) as con:
-        if start is None or end is None:
-            found = _data_range(con, tz)
-            if found is None:
-                return 0
-            start, end = start or found[0], end or found[1]
-        start, end = check_range(start, end)
-        # Days whose objects `payops cleanup` archived keep their stored figures: recomputing
-        # them from what is left would wipe the old reports' numbers.
-        first_complete = _first_unarchived_day(con, tz)
-        if first_complete is not None and start < first_complete:
-            start = first_complete
-            if start > end:
-                return 0
-        df = _frame(con, start, end, tz)
+        span = days_to_compute(con, parse_date(start), parse_date(end), tz)
+        if span is None:
+            return 0
+        df = _frame(con, span[0], span[1], tz)
         df["computed_at"] = datetime.now(UTC)
-        with transaction(con):
-            con.execute("DELETE FROM daily_metrics WHERE day BETWEEN ? AND ?", [start, end])
-            if len(df):
-                con.register("_daily_metrics_new", df)
-                try:
-                    con.execute("INSERT INTO daily_metrics BY NAME SELECT * FROM _daily_metrics_new")
-                finally:
-                    con.unregister("_daily_metrics_new")
+        replace_days(con, span[0], span[1], df)
         return len(df)
+
+
+def days_to_compute(con, start: date | None, end: date | None, tz: str) -> tuple[date, date] | None:
+    """The local days :func:`compute_daily` recomputes, by every engine's rules.
+
+    Without dates, every day that has data (None when there is none). Days whose objects
+    ``payops cleanup`` archived keep their stored figures: recomputing them from what is left
+    would wipe the old reports' numbers, so the range starts after the newest cutoff (None when
+    nothing is left of it). An inverted range is an :class:`~payops.errors.InvalidInput`.
+    """
+    if start is None or end is None:
+        found = _data_range(con, tz)
+        if found is None:
+            return None
+        start, end = start or found[0], end or found[1]
+    start, end = check_range(start, end)
+    first_complete = _first_unarchived_day(con, tz)
+    if first_complete is not None and start < first_complete:
+        start = first_complete
+    return (start, end) if start <= end else None
+
+
+def replace_days(con, start: date, end: date, df: pd.DataFrame) -> None:
+    """Replace the ``daily_metrics`` rows of days ``start``..``end`` with ``df``, in one transaction."""
+    with transaction(con):
+        con.execute("DELETE FROM daily_metrics WHERE day BETWEEN ? AND ?", [start, end])
+        if len(df):
+            insert_frame(con, "daily_metrics", df)
 
 
 def stored_range(*, db=None) -> tuple[date, date] | None:

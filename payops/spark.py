@@ -40,7 +40,7 @@ from sqlglot import exp
 
 from payops import lake as lake_mod
 from payops import metrics
-from payops.db import connect, transaction
+from payops.db import connect
 from payops.errors import InvalidInput, TerminalError
 from payops.periods import parse_date, timezone
 
@@ -297,29 +297,15 @@ def _lake_range(lake: Path, start: date | None, end: date | None, tz: str) -> tu
     try:
         con.execute("SET TimeZone = 'UTC'")
         lake_mod.duckdb_views(con, lake)
-        if start is None or end is None:
-            found = metrics._data_range(con, tz)
-            if found is None:
-                return None
-            start, end = start or found[0], end or found[1]
-        first_complete = metrics._first_unarchived_day(con, tz)
+        return metrics.days_to_compute(con, start, end, tz)
     finally:
         con.close()
-    if first_complete is not None and start < first_complete:
-        start = first_complete
-    return (start, end) if start <= end else None
 
 
 def _load(df: pd.DataFrame, start: date, end: date, db) -> None:
     """Replace the database's daily_metrics rows of ``start``..``end`` with ``df`` (one transaction)."""
-    with connect(db, create=False) as con, transaction(con):
-        con.execute("DELETE FROM daily_metrics WHERE day BETWEEN ? AND ?", [start, end])
-        if len(df):
-            con.register("_daily_metrics_spark", df)
-            try:
-                con.execute("INSERT INTO daily_metrics BY NAME SELECT * FROM _daily_metrics_spark")
-            finally:
-                con.unregister("_daily_metrics_spark")
+    with connect(db, create=False) as con:
+        metrics.replace_days(con, start, end, df)
 
 
 def compute_daily(lake: str | Path, start: date | None = None, end: date | None = None, *,

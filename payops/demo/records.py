@@ -17,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from payops import audit, refunds
+from payops.db import insert_frame
 from payops.demo.plan import AuditEvent, DemoRequest
 
 __all__ = ["append_audit_rows", "audit_rows", "insert_bookings", "insert_refund_requests", "new_request_ids"]
@@ -43,11 +44,7 @@ def insert_bookings(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
          pa.array(cols[3], pa.string()), _ts(cols[4]), pa.array(cols[5], pa.string()), _ts(cols[6])],
         names=list(_BOOKING_COLUMNS),
     )
-    con.register("_demo_bookings", data)
-    try:
-        con.execute("INSERT INTO bookings BY NAME SELECT * FROM _demo_bookings")
-    finally:
-        con.unregister("_demo_bookings")
+    insert_frame(con, "bookings", data)
 
 
 def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[audit.Entry]:

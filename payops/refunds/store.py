@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from payops import audit
-from payops.db import reuse
+from payops.db import insert_frame, reuse
 from payops.errors import InvalidInput, NotFound
 from payops.refunds.model import (
     COLUMNS,
@@ -108,11 +108,7 @@ def insert_many(con: duckdb.DuckDBPyConnection, requests: Sequence[RefundRequest
         raise InvalidInput(f"refund request {bad[0]} has an unknown status or a non-positive amount")
     table = pa.Table.from_arrays([_column(c, [getattr(r, c) for r in requests]) for c in COLUMNS],
                                  names=list(COLUMNS))
-    con.register("_refunds_batch", table)
-    try:
-        con.execute("INSERT INTO refund_requests BY NAME SELECT * FROM _refunds_batch")
-    finally:
-        con.unregister("_refunds_batch")
+    insert_frame(con, "refund_requests", table)
     return len(requests)
 
 
