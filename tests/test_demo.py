@@ -153,6 +153,10 @@ def test_audit_trail_is_chained_and_in_time_order(small):
     (n_req,) = rows(path, "SELECT count(*) FROM refund_requests")[0]
     (n_create,) = rows(path, "SELECT count(*) FROM audit_log WHERE action = 'refund_request.create'")[0]
     assert n_create == n_req
+    # a failure's audit note names the real charge, as the request's own message does
+    fails = rows(path, "SELECT a.note, r.failure_message FROM audit_log a JOIN refund_requests r "
+                       "ON a.entity_id = r.id::VARCHAR WHERE a.action = 'refund_request.fail'")
+    assert fails and all(note == message and "{charge}" not in note for note, message in fails)
 
 
 def test_yesterday_has_payments(small):

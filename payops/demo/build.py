@@ -42,7 +42,6 @@ class DemoSummary:
     as_of: date
     counts: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase, for benchmarks
 
     def __str__(self) -> str:
         c = self.counts
@@ -71,8 +70,6 @@ class _Writer(threading.Thread):
         self.con, self.moment, self.bar = con, moment, bar
         self.queue: queue.Queue = queue.Queue(maxsize=2)
         self.error: BaseException | None = None
-        self.busy = 0.0  # seconds spent ingesting
-        self.waited = 0.0  # seconds the producer waited for a free slot
 
     def run(self) -> None:
         while True:
@@ -82,7 +79,6 @@ class _Writer(threading.Thread):
             if self.error is not None:
                 continue  # drain, so the producer never blocks
             objects, bookings, n = item
-            clock = time.perf_counter()
             try:
                 with transaction(self.con):
                     ingest_into(self.con, objects, version=self.moment, synced_at=self.moment)
@@ -90,14 +86,11 @@ class _Writer(threading.Thread):
                 self.bar.update(n)
             except BaseException as exc:  # reported by the main thread
                 self.error = exc
-            self.busy += time.perf_counter() - clock
 
     def put(self, objects: list[dict], bookings: list[tuple], n: int) -> None:
         if self.error is not None:
             raise self.error
-        clock = time.perf_counter()
         self.queue.put((objects, bookings, n))
-        self.waited += time.perf_counter() - clock
 
 
 def _remove(path: Path) -> None:
@@ -232,24 +225,21 @@ def build_demo(
                 raise InvalidInput(f"database {path} already has data ({has:,} charges); use --replace")
             # One checkpoint at the end instead of one per commit (each rewrites the indexes).
             con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
-            timings: dict[str, float] = {}
-            counts = _build(con, seed, days, customers, as_of, end, progress, timings)
+            counts = _build(con, seed, days, customers, as_of, end, progress)
     finally:
         if gc_was_enabled:
             gc.enable()
     return DemoSummary(path=path, seed=seed, as_of=as_of, counts=counts,
-                       elapsed=time.perf_counter() - started, timings=timings)
+                       elapsed=time.perf_counter() - started)
 
 
 def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int, as_of: date, end: int,
-           progress: bool, timings: dict[str, float]) -> dict[str, int]:
+           progress: bool) -> dict[str, int]:
     from payops.progress import bar as progress_bar
 
-    clock = time.perf_counter()
     policy = get_settings().refund_policy
     plan = plan_marketplace(seed, days, customers, as_of, large={c: policy.large_threshold(c) for c in PRICES},
                             request_ids=lambda n: records.new_request_ids(con, n), end=end)
-    timings["plan"] = time.perf_counter() - clock
 
     n = len(plan.payments)
     moment = datetime.fromtimestamp(plan.end, UTC)
@@ -257,7 +247,6 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
     bar = progress_bar(total=n, unit=" payments", desc="demo", enabled=progress, unit_scale=True)
     writer = _Writer(con, moment, bar)
     writer.start()
-    clock = time.perf_counter()
     try:
         first = builder.customers()
         for lo in range(0, n, CHUNK):
@@ -270,7 +259,6 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
         writer.put(first + payouts, [], 0)
         writer.put(extras, extra_bookings, 0)
         links = builder.links
-        timings["generate"] = time.perf_counter() - clock - writer.waited
     finally:
         writer.queue.put(None)
         writer.join()
@@ -278,21 +266,15 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
             bar.close()
     if writer.error is not None:
         raise writer.error
-    timings["ingest"] = writer.busy
-    timings["generate_and_ingest"] = time.perf_counter() - clock
-    clock = time.perf_counter()
     with transaction(con):
         store_links(con, links, at=moment)  # which balance transactions each payout settled
         records.insert_refund_requests(con, plan.requests)
         records.append_audit_rows(con, records.audit_rows(plan.requests, plan.audit))
         con.execute("INSERT INTO demo_builds SELECT ?, ?, ?, (SELECT count(*) FROM audit_log), "
                     "(SELECT count(*) FROM refund_requests), (SELECT count(*) FROM events)", [seed, as_of, moment])
-    timings["requests"] = time.perf_counter() - clock
-    clock = time.perf_counter()
     bar.set_postfix_str("writing the database file")
     con.execute("CHECKPOINT")
     bar.close()
-    timings["checkpoint"] = time.perf_counter() - clock
     return {t: _count(con, t) for t in TABLES}
 
 

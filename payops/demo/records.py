@@ -71,8 +71,10 @@ def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[au
                 after["stripe_refund_id"] = req.stripe_refund_id
             if e.action == "fail":
                 after["failure_message"] = req.failure_message
+        # a failure's note is the request's message, whose charge id the builder filled in after planning
+        note = req.failure_message if e.action == "fail" else e.note
         out.append(audit.Entry(e.actor, f"{refunds.ENTITY}.{e.action}", refunds.ENTITY, str(e.request_id), before,
-                               after, e.note, datetime.fromtimestamp(e.at, UTC)))
+                               after, note, datetime.fromtimestamp(e.at, UTC)))
     return out
 
 
