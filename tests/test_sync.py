@@ -121,7 +121,8 @@ def test_killed_sync_resumes_to_exactly_the_server(env, tmp_path, db_path):
         assert any("resumed" in n for n in summary.notes)
         assert_exact(fake)
         # resumed, not restarted: only what was missing was fetched (every committed page
-        # was committed with its checkpoint, so nothing is fetched twice)
+        # was committed with its checkpoint, so nothing is fetched twice; a stream the killed
+        # run had finished is not listed again)
         assert summary.new == total - stored
         assert sum(r["unchanged"] for r in summary.streams.values()) == 0
 

@@ -15,6 +15,7 @@ from payops.sync.plan import (
     MIN_SPAN,
     RETENTION,
     Checkpoint,
+    default_workers,
     page_order,
     parse_since,
     pieces,
@@ -133,6 +134,32 @@ def test_unfinished_plan_is_resumed_whatever_was_asked():
         assert plan.how["charges"] == "relist (resumed)" and "resumed" in plan.notes[0]
 
 
+def test_a_resumed_full_run_does_not_list_again_what_it_already_finished():
+    run_began = NOW - 100
+    state = {
+        # killed run: charges unfinished, refunds finished by it, customers by an older run
+        "charges": {"plan": Checkpoint(EPOCH0, NOW - 50, extra={"started": run_began, "kind": "backfill"}),
+                    "w-1": Checkpoint(EPOCH0, NOW - 50, cursor="ch_9")},
+        "refunds": {"plan": Checkpoint(EPOCH0, NOW - 50, done=True,
+                                       extra={"started": run_began, "kind": "backfill"}),
+                    "events": Checkpoint(cursor=str(run_began - 300), done=True)},
+        "customers": {"plan": Checkpoint(EPOCH0, NOW - DAY, done=True,
+                                         extra={"started": NOW - 2 * DAY, "kind": "backfill"}),
+                      "events": Checkpoint(cursor=str(NOW - 2 * DAY), done=True)},
+    }
+    plan = plan_streams(["charges", "refunds", "customers"], state, full=True, since=None, now=NOW)
+    assert plan.backfills["charges"].resume
+    assert "refunds" not in plan.backfills and "refunds" not in plan.incremental
+    assert plan.how["refunds"] == "backfill (done before the interruption)"
+    assert not plan.backfills["customers"].resume  # --full re-lists what an earlier run finished
+    # without the unfinished one selected, nothing is being resumed: --full re-lists refunds
+    alone = plan_streams(["refunds"], state, full=True, since=None, now=NOW)
+    assert alone.backfills["refunds"].kind == "backfill" and not alone.backfills["refunds"].resume
+    # and an incremental run reads refunds' events as usual
+    assert "refunds" in plan_streams(["charges", "refunds"], state, full=False, since=None,
+                                     now=NOW).incremental
+
+
 def test_mixed_mode():
     plan = plan_streams(["charges", "refunds"], {"charges": synced(NOW - DAY)}, full=False, since=None, now=NOW)
     assert plan.mode == "mixed" and set(plan.backfills) == {"refunds"} and set(plan.incremental) == {"charges"}
@@ -201,3 +228,10 @@ def test_no_split_when_the_page_cannot_tell_or_nothing_is_left():
     assert split_window(0, 21, objs(10, 20)) is None                 # asc, reached end
     assert split_window(900, 2000, objs(1000, 990), pages_per_piece=8) is None  # one piece left
     assert split_window(0, 2000, objs(1000, 990), most=1) is None
+
+
+def test_default_workers_keep_the_rate_limit_busy_at_half_a_second_a_request():
+    assert default_workers(10) == 8 and default_workers(16) == 8
+    assert default_workers(25) == 13 and default_workers(100) == 50 and default_workers(1000) == 64
+    for rate in (10, 20, 25, 80):
+        assert default_workers(rate) / 0.5 >= rate  # requests in flight / time each >= the limit

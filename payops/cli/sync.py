@@ -13,18 +13,19 @@ from payops.text import plural
 
 
 @click.command()
-@click.option("--full", is_flag=True, help="Re-list every selected stream (a backfill), "
-              "resuming an interrupted one first.")
+@click.option("--full", is_flag=True, help="Re-list every selected stream (a backfill); an "
+              "interrupted full run is finished instead, without listing again what it finished.")
 @click.option("--streams", default=None, metavar="A,B",
               help=f"Only these streams (comma-separated): {', '.join(STREAMS)}.")
-@click.option("--workers", type=click.IntRange(1, 64), default=8, show_default=True,
-              help="Concurrent HTTP workers (they share one rate limiter).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Concurrent HTTP workers (they share one rate limiter); default: enough to keep "
+                   "the rate limit busy at 0.5 s a request (8, or rate/2 above 16 requests/s).")
 @click.option("--since", default=None, metavar="DATE",
               help="Only objects created (backfill) or events (incremental) since DATE (YYYY-MM-DD).")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @DB_OPTION
-def sync(full: bool, streams: str | None, workers: int, since: str | None, no_progress: bool,
+def sync(full: bool, streams: str | None, workers: int | None, since: str | None, no_progress: bool,
          as_json: bool, db: Path | None) -> None:
     """Sync Stripe into the database.
 

@@ -200,11 +200,17 @@ def _upsert(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table, summary:
                 f"SELECT count(*) FROM {view} s JOIN {table} t ON t.id = s.id "
                 f"WHERE s.version >= t.version AND hash(s.raw) IS DISTINCT FROM t.fingerprint",
             )
-            cols = [c for c in data.column_names if c != "id"] + ["fingerprint"]
-            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols)
+            # Newer-wins as a delete of the rows at least as old, then an insert of what is
+            # not stored: ``ON CONFLICT DO UPDATE`` costs ~4 ms a row once the table is on
+            # disk (15 s for a batch of 4,000 events), this ~0.1 ms. The row is the object:
+            # every column comes from the staged row, so nothing else is lost with it.
             con.execute(
-                f"INSERT INTO {table} BY NAME {select} "
-                f"ON CONFLICT (id) DO UPDATE SET {sets} WHERE excluded.version >= {table}.version"
+                f"DELETE FROM {table} WHERE id IN (SELECT s.id FROM {view} s JOIN {table} t ON t.id = s.id "
+                f"WHERE s.version >= t.version)"
+            )
+            con.execute(
+                f"INSERT INTO {table} BY NAME {select} s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.id = s.id)"
             )
     finally:
         con.unregister(view)

@@ -37,9 +37,11 @@ from payops.sync.summary import SyncSummary
 
 __all__ = ["Window", "Page", "Engine"]
 
-BATCH_SECONDS = 0.5             # the writer commits at most every half second ...
-BATCH_PAGES = 40                # ... or every 40 pages
-HOLD_SECONDS = 2.0              # the writer keeps its connection this long while pages wait
+BATCH_SECONDS = 1.0             # the writer commits at most every second ...
+BATCH_PAGES = 15                # ... or every 15 pages (memory: a batch is staged whole)
+QUEUE_PAGES = 16                # pages fetched and not yet committed, at most
+BACKLOG_PAGES = 8               # pages waiting after a commit that count as falling behind
+HOLD_SECONDS = 2.0              # ... and then the writer keeps its connection, this long at most
 EXTRA_WINDOWS = 4               # open windows beyond one per worker, so none waits for work
 TAIL_PAGES_PER_PIECE = 2        # piece width, in pages, once fewer windows than workers are open
 
@@ -122,7 +124,9 @@ class Engine:
         self.setup = setup
         self.probes: list[tuple[str, str, str]] = []  # (stream, verdict, message), once committed
         self.windows: queue.Queue[Window | None] = queue.Queue()
-        self.pages: queue.Queue[Page | None] = queue.Queue(maxsize=max(64, 6 * self.workers))
+        # bounded: memory stays flat whatever the account size (a page of events holds 100
+        # full objects, ~2 MB as dicts); a batch's worth is enough to cover a commit
+        self.pages: queue.Queue[Page | None] = queue.Queue(maxsize=max(QUEUE_PAGES, 2 * self.workers))
         self.lock = threading.Lock()
         self.open = 0
         self.stop = threading.Event()
@@ -275,19 +279,19 @@ class Engine:
             except BaseException as exc:  # noqa: BLE001 - workers see `stop` and exit
                 self._fail(exc)
 
-    def _batch(self) -> tuple[list[Page], bool]:
+    def _batch(self, wait: float) -> tuple[list[Page], bool]:
         """The next pages to commit (blocks for the first), and whether the run is over.
 
-        Group commit: pages arriving within BATCH_SECONDS go in one transaction (each page's
-        rows still commit with its own checkpoint, never apart from it). An upsert costs
-        about the same for 100 rows as for 3,000, so fewer, larger ones keep the single
-        writer ahead of the workers.
+        Group commit: pages arriving within ``wait`` seconds go in one transaction (each
+        page's rows still commit with its own checkpoint, never apart from it). An upsert
+        costs about the same for 100 rows as for 3,000, and each connection closed is a
+        checkpoint of the file, so fewer, larger commits keep the single writer ahead.
         """
         item = self.pages.get()
         if item is None:
             return [], True
         batch = [item]
-        deadline = time.monotonic() + BATCH_SECONDS
+        deadline = time.monotonic() + wait
         while len(batch) < BATCH_PAGES:
             try:
                 nxt = self.pages.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -302,7 +306,8 @@ class Engine:
         con: duckdb.DuckDBPyConnection | None = None
         opened = 0.0
         while True:
-            batch, stopping = self._batch()
+            # holding the connection, take what waits: never hold it while waiting for pages
+            batch, stopping = self._batch(0.0 if con is not None else BATCH_SECONDS)
             if batch:
                 if con is None:
                     # the schema was brought up to date when the run began
@@ -312,9 +317,10 @@ class Engine:
             if stopping:
                 return
             # Closing checkpoints the file, which costs about as much as a batch: a writer
-            # with pages already waiting keeps its connection, up to HOLD_SECONDS, so other
-            # processes still get the file between holds.
-            if con is not None and (self.pages.empty() or time.monotonic() - opened > HOLD_SECONDS):
+            # that fell behind keeps its connection to catch up, up to HOLD_SECONDS; else it
+            # closes and gathers the next batch with the file free for other processes.
+            behind = self.pages.qsize() >= BACKLOG_PAGES
+            if con is not None and (not behind or time.monotonic() - opened > HOLD_SECONDS):
                 held.close()
                 con = None
 

@@ -9,6 +9,8 @@ knowing the account's size in advance. Both are pure functions of their argument
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -17,7 +19,7 @@ from payops.errors import InvalidInput
 from payops.streams import EVENT_TYPES, MAX_TYPES
 
 __all__ = ["Checkpoint", "StreamPlan", "SyncPlan", "plan_streams", "split_window", "pieces",
-           "page_order", "type_chunks", "parse_since", "EPOCH0", "RETENTION", "LAG", "OVERLAP",
+           "page_order", "type_chunks", "parse_since", "default_workers", "EPOCH0", "RETENTION", "LAG", "OVERLAP",
            "BT_LOOKBACK"]
 
 EPOCH0 = 1_262_304_000          # 2010-01-01: nothing in Stripe is older
@@ -30,6 +32,7 @@ PAGES_PER_PIECE = 32            # target size of the window next to a split poin
 MAX_PIECES = 8
 GROWTH = 4                      # each piece further from the split point is 4x wider
 MIN_SPAN = 60                   # seconds: no window is cut narrower
+SLOW_REQUEST = 0.5              # seconds a list page may take (Stripe: 0.2-0.5 s for 100 objects)
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,14 @@ def _event_cursor(rows: dict[str, Checkpoint]) -> int | None:
     return int(cur.cursor) if cur is not None and cur.cursor else None
 
 
+def _interrupted_runs(state: dict[str, dict[str, Checkpoint]], selected: list[str]) -> set[Any]:
+    """When the unfinished backfills among ``selected`` began: the runs being resumed."""
+    return {r.extra.get("started") for s in selected
+            if (r := state.get(s, {}).get("plan")) is not None and not r.done}
+
+
 def _plan_one(plan: SyncPlan, stream: str, rows: dict[str, Checkpoint], *, full: bool,
-              since: int | None, now: int) -> None:
+              since: int | None, now: int, resuming: Collection[Any] = ()) -> None:
     unfinished = rows.get("plan")
     if unfinished is not None and not unfinished.done:
         kind = unfinished.extra.get("kind", "backfill")
@@ -100,6 +109,11 @@ def _plan_one(plan: SyncPlan, stream: str, rows: dict[str, Checkpoint], *, full:
                                             unfinished.extra.get("started", now), resume=True)
         plan.how[stream] = f"{kind} (resumed)"
         plan.notes.append(f"{stream}: resumed an unfinished {kind}")
+        return
+    if full and unfinished is not None and unfinished.extra.get("started") in resuming:
+        # finished by the interrupted run this one resumes: finishing that run does not
+        # list it again (its events since then are read by the next incremental run)
+        plan.how[stream] = f"{unfinished.extra.get('kind', 'backfill')} (done before the interruption)"
         return
     cursor = _event_cursor(rows)
     if full or cursor is None:
@@ -128,6 +142,8 @@ def plan_streams(selected: list[str], state: dict[str, dict[str, Checkpoint]], *
     """Decide, per stream, between resuming, backfilling, re-listing and reading events.
 
     - An unfinished plan (a killed backfill) is resumed, whatever else was asked.
+    - ``full`` while resuming: a stream whose backfill the interrupted run already finished
+      (its plan began at the same moment as an unfinished one) is not listed again.
     - ``full``, or a stream never synced: a backfill of ``[since or 2010, now]``.
     - Balance transactions (no events): re-listed since their cursor minus 7 days.
     - An event cursor older than Stripe's 30-day retention (less a margin): the stream is
@@ -142,11 +158,22 @@ def plan_streams(selected: list[str], state: dict[str, dict[str, Checkpoint]], *
         now: the current time, epoch seconds.
     """
     plan = SyncPlan(mode="backfill" if full else "incremental")
+    resuming = _interrupted_runs(state, selected) if full else set()
     for stream in selected:
-        _plan_one(plan, stream, state.get(stream, {}), full=full, since=since, now=now)
+        _plan_one(plan, stream, state.get(stream, {}), full=full, since=since, now=now, resuming=resuming)
     if any(p.kind == "backfill" for p in plan.backfills.values()):
         plan.mode = "backfill" if not plan.incremental else "mixed"
     return plan
+
+
+def default_workers(rate: float) -> int:
+    """Enough concurrent requests to use a rate limit of ``rate``/s when each takes up to
+    half a second (Little's law: in flight = rate x time), at least 8 and at most 64.
+
+    With fewer, every slow response leaves the limit unused: 8 workers at 25 requests/s
+    have 28% to spare at 250 ms a request, and none at 320 ms.
+    """
+    return max(8, min(64, math.ceil(rate * SLOW_REQUEST)))
 
 
 def type_chunks(streams: list[str]) -> list[list[str]]:

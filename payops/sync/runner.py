@@ -23,7 +23,7 @@ from payops.stripe_api import StripeAPI, get_client
 from payops.sync import state
 from payops.sync.engine import Engine, Window
 from payops.sync.events import EventsPass
-from payops.sync.plan import Checkpoint, StreamPlan, SyncPlan, parse_since, plan_streams
+from payops.sync.plan import Checkpoint, StreamPlan, SyncPlan, default_workers, parse_since, plan_streams
 from payops.sync.summary import SyncSummary
 
 __all__ = ["run"]
@@ -100,7 +100,7 @@ def _execute(api: StripeAPI, db: str | Path | None, plan: SyncPlan, existing: di
             summary.stream(s)["how"] = summary.stream(s)["how"] or "events"
 
 
-def run(full: bool = False, streams: list[str] | str | None = None, workers: int = 8,
+def run(full: bool = False, streams: list[str] | str | None = None, workers: int | None = None,
         since: Any = None, *, db: str | Path | None = None, api: StripeAPI | None = None,
         progress: bool = True, now: int | None = None, link_payouts: bool = True) -> SyncSummary:
     """Sync Stripe into the database: backfill what was never synced, then events.
@@ -108,7 +108,8 @@ def run(full: bool = False, streams: list[str] | str | None = None, workers: int
     Args:
         full: re-list every selected stream (resumes an interrupted backfill first).
         streams: the streams to sync (default all of :data:`~payops.streams.STREAMS`); a list or "a,b".
-        workers: concurrent HTTP workers (all share one rate limiter).
+        workers: concurrent HTTP workers (all share one rate limiter); default
+            :func:`~payops.sync.plan.default_workers` of the rate (8 up to 16/s, then rate/2).
         since: only objects created since this date (backfill) / events since it.
         db: database path (default ``PAYOPS_DB``).
         api: a :class:`~payops.stripe_api.StripeAPI` (default from the settings).
@@ -127,9 +128,10 @@ def run(full: bool = False, streams: list[str] | str | None = None, workers: int
     t0 = time.monotonic()
     selected = select_streams(streams)
     since_ts = parse_since(since)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise InvalidInput("--workers must be at least 1")
     api = api or get_client()
+    workers = workers or default_workers(api.rate)
     stats0 = dict(api.stats)
     now = int(now if now is not None else time.time())
     existing = state.load(db)
