@@ -162,6 +162,10 @@ def session(master: str | None = None, *, app_name: str = "payops", conf: Mappin
             # a handful of days x currencies: Spark's 200 shuffle partitions would be 200 tiny tasks
             "spark.sql.shuffle.partitions": "8" if master.startswith("local") else "32",
         }
+        if master.startswith("local"):
+            # everything runs in this process: its driver listens on loopback only (else Spark
+            # binds the address the host name resolves to, e.g. the machine's public one)
+            defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
         for key, value in {**defaults, **(conf or {})}.items():
             builder = builder.config(key, value)
     spark = builder.getOrCreate()
