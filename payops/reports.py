@@ -30,6 +30,7 @@ import html
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -165,8 +166,6 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
         ReportError: the notebook failed (the message names the cell's error and the path
             of the partially executed notebook) or could not be run.
     """
-    import time
-
     began = time.monotonic()
     settings = get_settings()
     tz = settings.timezone
@@ -178,6 +177,7 @@ def run_report(kind: str, day: str | date | None = None, *, db=None, reports_dir
     if not source.is_file():
         raise ReportError(f"no report notebook at {source}")
     folder.parent.mkdir(parents=True, exist_ok=True)
+    sweep_leftovers(folder.parent)
     # built beside its place (same file system, so the rename below is atomic), hidden
     work = Path(tempfile.mkdtemp(prefix=f".{p.label}.", suffix=".building", dir=folder.parent))
     try:
@@ -260,6 +260,31 @@ def _publish(work: Path, folder: Path) -> None:
     work.rename(folder)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+#: a hidden build or replaced folder this old belongs to a run that was killed (kill -9, power)
+LEFTOVER_SECONDS = 6 * 3600
+
+
+def sweep_leftovers(period_dir: Path, now: float | None = None) -> list[Path]:
+    """Remove what killed runs left in ``period_dir``: ``.*.building`` and ``.*.replaced``
+    folders untouched for :data:`LEFTOVER_SECONDS` (a run still building is younger).
+
+    Returns:
+        The folders removed. ``.<label>.failed`` (the last failure, kept for a look) stays.
+    """
+    limit = (time.time() if now is None else now) - LEFTOVER_SECONDS
+    gone = []
+    for d in period_dir.glob(".*"):
+        if not d.name.endswith((".building", ".replaced")) or not d.is_dir():
+            continue
+        try:
+            if d.stat().st_mtime < limit:
+                shutil.rmtree(d)
+                gone.append(d)
+        except OSError:  # another run removed or renamed it meanwhile
+            continue
+    return gone
 
 
 def _keep_failed(work: Path, folder: Path) -> Path:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -161,6 +162,8 @@ def session(master: str | None = None, *, app_name: str = "payops", conf: Mappin
             "spark.driver.memory": "1g", "spark.executor.memory": "1g",
             # a handful of days x currencies: Spark's 200 shuffle partitions would be 200 tiny tasks
             "spark.sql.shuffle.partitions": "8" if master.startswith("local") else "32",
+            # payops keeps no managed tables; without this Spark leaves ./spark-warehouse behind
+            "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "payops-spark-warehouse"),
         }
         if master.startswith("local"):
             # everything runs in this process: its driver listens on loopback only (else Spark

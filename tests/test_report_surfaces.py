@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -209,6 +210,17 @@ def test_a_report_killed_mid_run_leaves_the_previous_report_and_the_index_whole(
     assert (root / "index.html").read_bytes() == index_before
     reports.write_index(root)  # the next run's index does not list the half-built folder either
     assert _index_rows(root) == [f"daily/{published.period.label}/report.html"]
+    # and a later run sweeps it away once it is clearly dead; a run still building stays
+    left = list(published.folder.parent.glob(f".{published.period.label}.*.building"))
+    assert left
+    live = published.folder.parent / f".{published.period.label}.live.building"
+    live.mkdir()
+    later = max(d.stat().st_mtime for d in left) + reports.LEFTOVER_SECONDS + 1
+    os.utime(live, (later, later))
+    assert sorted(reports.sweep_leftovers(published.folder.parent, now=later)) == sorted(left)
+    assert live.exists() and not any(d.exists() for d in left)
+    assert (published.folder / "report.html").exists()
+    shutil.rmtree(live)
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
