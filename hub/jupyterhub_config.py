@@ -9,7 +9,9 @@
 #                         demo passwords, users' homes (default .hub); delete it to start over
 #   PAYOPS_HUB_PORT       the public port (8000); PAYOPS_HUB_API_PORT (8081), PAYOPS_HUB_PROXY_API_PORT
 #                         (8001) and PAYOPS_SERVICE_PORT (8791) are internal
-#   PAYOPS_DB             the database payops serve writes and everyone reads
+#   PAYOPS_DB             the database payops serve writes (the review app reads it between changes)
+#   PAYOPS_SNAPSHOT       the analysts' copy payops serve publishes (default: beside PAYOPS_DB,
+#                         <name>.snapshot.duckdb), every PAYOPS_SNAPSHOT_EVERY minutes (15)
 #   PAYOPS_CONFIG         the roles file (default hub/payops.toml: viewer vic, reviewers ana and
 #                         ben, senior carla, processor ben)
 #   PAYOPS_HUB_PASSWORDS  the demo's "user:password" lines (default <hub dir>/passwords.txt)
@@ -43,6 +45,8 @@ HUB_API_PORT = int(os.environ.get("PAYOPS_HUB_API_PORT", "8081"))
 PROXY_API_PORT = int(os.environ.get("PAYOPS_HUB_PROXY_API_PORT", "8001"))
 SERVICE_PORT = int(os.environ.get("PAYOPS_SERVICE_PORT", "8791"))
 DB = str(Path(os.environ.get("PAYOPS_DB", REPO / "data" / "payops.duckdb")).resolve())
+SNAPSHOT = str(Path(os.environ.get("PAYOPS_SNAPSHOT", Path(DB).with_suffix(".snapshot.duckdb"))).resolve())
+SNAPSHOT_EVERY = os.environ.get("PAYOPS_SNAPSHOT_EVERY", "15")
 CONFIG = str(Path(os.environ.get("PAYOPS_CONFIG", HERE / "payops.toml")).resolve())
 PASSWORDS = Path(os.environ.get("PAYOPS_HUB_PASSWORDS", HUB_DIR / "passwords.txt"))
 AUDIT_KEY_FILE = HUB_DIR / "audit.key"
@@ -113,6 +117,8 @@ c.Spawner.environment = {
     "PAYOPS_CONFIG": CONFIG,
     "PAYOPS_SERVICE_URL": f"http://127.0.0.1:{PORT}/services/{SERVICE}/",
     "PAYOPS_DB_TIMEOUT": "30",
+    # long analyses read this copy: payops.query(sql, db=os.environ["PAYOPS_SNAPSHOT"])
+    "PAYOPS_SNAPSHOT": SNAPSHOT,
 }
 
 # --- payops serve: the one writer ------------------------------------------------------------
@@ -129,7 +135,7 @@ for _name in ("STRIPE_API_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "PAY
 c.JupyterHub.services = [{
     "name": SERVICE,
     "url": f"http://127.0.0.1:{SERVICE_PORT}",
-    "command": [str(VENV_BIN / "payops"), "serve"],
+    "command": [str(VENV_BIN / "payops"), "serve", "--snapshot", SNAPSHOT, "--snapshot-every", SNAPSHOT_EVERY],
     "environment": _service_env,
     "oauth_no_confirm": True,
     "display": False,

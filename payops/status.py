@@ -11,6 +11,7 @@ from payops.config import get_settings
 from payops.db import connect, database_path
 from payops.money import format_amount
 from payops.refunds import pending_by_priority, queue_count
+from payops.snapshot import snapshot_info
 from payops.streams import STREAMS
 from payops.sync.state import progress as sync_progress
 
@@ -39,6 +40,8 @@ class Overview:
     yesterday: date
     yesterday_payments: list[dict[str, Any]]
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    #: for a snapshot (``payops snapshot``, ``payops serve --snapshot``): when, from where, by what
+    snapshot: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -74,6 +77,7 @@ def overview(db: str | Path | None = None, *, day: date | None = None, now: date
             created, synced = con.execute(f"SELECT max(created), max(synced_at) FROM {t}").fetchall()[0]
             newest[t] = {"created": created, "synced_at": synced}
         sync = sync_progress(con)
+        snap = snapshot_info(con)
     # after the connection above is closed
     day_summary = metrics.summary(yesterday, yesterday, db=path, tz=settings.timezone, as_of=moment)
     pending = pending_by_priority(db=path, now=moment)
@@ -82,7 +86,7 @@ def overview(db: str | Path | None = None, *, day: date | None = None, now: date
         roles=settings.roles_of(settings.user), timezone=settings.timezone, tables=tables,
         newest=newest, sync=sync, pending_by_priority=pending,
         pending_total=queue_count(status=("PENDING",), db=path, now=moment),
-        yesterday=yesterday, yesterday_payments=_payments(day_summary),
+        yesterday=yesterday, yesterday_payments=_payments(day_summary), snapshot=snap,
     )
     ov.alerts = [k for k in metrics.kpis_of(day_summary) if not k["ok"]]
     return ov

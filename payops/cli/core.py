@@ -70,6 +70,9 @@ def render_status(ov) -> str:
         else f"roles: {', '.join(ov.roles) or 'none'}"
     lines.append(click.style("payops status", bold=True) + f"  database {ov.db_path}")
     lines.append(f"user {ov.user}: {mode}; reporting timezone {ov.timezone}")
+    if ov.snapshot:
+        lines.append(f"snapshot of {ov.snapshot['source']} taken {_fmt_ts(ov.snapshot['taken_at'])} "
+                     f"by {ov.snapshot['taken_by']} (a copy: later changes are not in it)")
     lines.append("")
     lines.append(click.style("Tables", bold=True))
     lines.append(f"  {'table':<22}{'rows':>10}  {'newest object':<22}{'last synced':<22}")
