@@ -12,7 +12,7 @@ from functools import cache
 
 import pandas as pd
 
-from payops import outputs
+from payops import money, outputs
 from payops.config import get_settings
 from payops.db import SQL_DIR
 from payops.errors import NotFound
@@ -24,7 +24,8 @@ __all__ = ["customer_insights", "top_customers", "failure_codes", "refund_reques
 
 @cache
 def _sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
+    return (SQL_DIR / f"{name}.sql").read_text().format(
+        gross_charge=money.gross_charge_sql("status"), refunded=money.refunded_sql("status"))
 
 
 def customer_insights(customer: str | None = None, *, limit: int | None = None, db=None,

@@ -104,6 +104,8 @@ def _daily_sql(bps: int, day_ends: str) -> str:
                         "coalesce(dp.disputed_amount, 0)", "coalesce(bt.stripe_fees, 0)")
     return _sql("daily_metrics").format(
         platform_fee=money.platform_fee_sql("captured", "application_fee_amount", bps),
+        gross_charge=money.gross_charge_sql("status"),
+        refunded=money.refunded_sql("status"),
         chargeback=money.chargeback_sql("status"),
         reinstated=money.reinstated_sql("reporting_category"),
         net=net,

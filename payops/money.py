@@ -77,6 +77,28 @@ INQUIRY_STATUSES = ("warning_needs_response", "warning_under_review", "warning_c
 DISPUTE_REINSTATED = "dispute_reversal"
 
 
+#: The charge status whose captured amount is gross volume (and on which the platform fee is
+#: taken); the refund status that is refunded money (pending, requires_action, failed and
+#: canceled refunds move none: docs/statuses.md).
+GROSS_CHARGE_STATUS = "succeeded"
+REFUNDED_STATUS = "succeeded"
+
+
+def gross_charge_sql(status: str) -> str:
+    """SQL, true when a charge (status column ``status``) counts in gross volume."""
+    return f"{status} = {GROSS_CHARGE_STATUS!r}"
+
+
+def gross_amount_sql(status: str, captured: str) -> str:
+    """SQL, a charge's part of gross volume: its captured amount if it counts, else 0."""
+    return f"CASE WHEN {gross_charge_sql(status)} THEN coalesce({captured}, 0) ELSE 0 END"
+
+
+def refunded_sql(status: str) -> str:
+    """SQL, true when a refund (status column ``status``) is refunded money."""
+    return f"{status} = {REFUNDED_STATUS!r}"
+
+
 def chargeback_sql(status: str) -> str:
     """SQL, true when a dispute whose status is the column ``status`` took money (not an inquiry)."""
     return f"{status} NOT IN ({', '.join(repr(s) for s in INQUIRY_STATUSES)})"

@@ -42,8 +42,8 @@ _Con = duckdb.DuckDBPyConnection | None
 
 def _charge_money_sql(where: str, bps: int) -> str:
     """Per charge: its facts and its money figures. ``where`` filters ``charges c``."""
-    ok = "c.status = 'succeeded'"
-    gross = f"CASE WHEN {ok} THEN coalesce(c.amount_captured, 0) ELSE 0 END"
+    ok = money.gross_charge_sql("c.status")
+    gross = money.gross_amount_sql("c.status", "c.amount_captured")
     platform = f"CASE WHEN {ok} THEN {money.platform_fee_sql('c.amount_captured', 'c.application_fee_amount', bps)} " \
                "ELSE 0 END"
     net = money.net_sql("gross_volume", "refunded_amount", "disputed_amount", "stripe_fees")
@@ -51,7 +51,8 @@ def _charge_money_sql(where: str, bps: int) -> str:
         WITH ch AS (SELECT * FROM charges c WHERE {where}),
         re AS (SELECT id, charge, amount, status FROM refunds WHERE charge IN (SELECT id FROM ch)),
         dp AS (SELECT id, charge, amount, status FROM disputes WHERE charge IN (SELECT id FROM ch)),
-        re_sum AS (SELECT charge, sum(amount) AS refunded_amount FROM re WHERE status = 'succeeded' GROUP BY ALL),
+        re_sum AS (SELECT charge, sum(amount) AS refunded_amount FROM re
+                   WHERE {money.refunded_sql("status")} GROUP BY ALL),
         -- payops.money: chargebacks (not inquiries), less what won disputes got back
         dp_sum AS (SELECT charge, sum(amount) AS disputed_amount
                    FROM (SELECT charge, amount FROM dp WHERE {money.chargeback_sql("status")}

@@ -173,3 +173,20 @@ def test_figures_and_gross_parts():
     parts = {"refunded_amount": refunded, "disputed_amount": disputed, "stripe_fees": stripe,
              "platform_fees": platform, "net_after_platform_fee": net_after_platform_fee(n, platform)}
     assert sum(parts[p] for p in GROSS_PARTS) == gross
+
+
+def test_which_charges_are_gross_and_which_refunds_are_refunded_money():
+    """One rule each (payops.money), read by the metrics, the payment breakdown and insights."""
+    import duckdb
+
+    from payops import money
+
+    con = duckdb.connect()
+    rows = con.execute(
+        f"SELECT s, {money.gross_charge_sql('s')}, {money.gross_amount_sql('s', 'c')} "
+        "FROM (VALUES ('succeeded', 500), ('pending', 500), ('failed', NULL), ('succeeded', NULL)) t(s, c)"
+    ).fetchall()
+    assert rows == [("succeeded", True, 500), ("pending", False, 0), ("failed", False, 0), ("succeeded", True, 0)]
+    refunds = ["succeeded", "pending", "requires_action", "failed", "canceled"]
+    got = [con.execute(f"SELECT {money.refunded_sql('?')}", [s]).fetchone()[0] for s in refunds]
+    assert got == [True, False, False, False, False]

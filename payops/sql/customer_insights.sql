@@ -1,11 +1,13 @@
 -- Per customer and currency: payments, spend, refunds, preferred payment method, first and
 -- last activity. $customer (NULL = all), $lo / $hi (NULL = no bound) filter the charges.
 -- Ordered by currency, then spend: amounts of different currencies are never ranked together.
+-- The fields in braces are payops.money's rules (which charges are spend, which
+-- refunds are refunded money), rendered in by payops.insights.
 WITH ch AS (
     SELECT customer, currency,
            count(*) AS payments,
-           count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-           coalesce(sum(amount_captured) FILTER (WHERE status = 'succeeded'), 0) AS spend,
+           count(*) FILTER (WHERE {gross_charge}) AS succeeded,
+           coalesce(sum(amount_captured) FILTER (WHERE {gross_charge}), 0) AS spend,
            mode(CASE WHEN card_brand IS NOT NULL THEN payment_method_type || ' (' || card_brand || ')'
                      ELSE payment_method_type END) AS preferred_payment_method,
            min(created) AS first_activity,
@@ -18,7 +20,7 @@ WITH ch AS (
 ),
 rf AS (  -- the refunds first (few), then only their charges
     SELECT charge, currency, amount, created FROM refunds
-    WHERE status = 'succeeded' AND ($lo IS NULL OR created >= $lo) AND ($hi IS NULL OR created < $hi)
+    WHERE {refunded} AND ($lo IS NULL OR created >= $lo) AND ($hi IS NULL OR created < $hi)
 ),
 re AS (
     SELECT c.customer, rf.currency, count(*) AS refunds, sum(rf.amount) AS refunded_amount,

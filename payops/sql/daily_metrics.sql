@@ -22,7 +22,7 @@ ch_q AS (
            sum(captured) FILTER (WHERE ok) AS gross_volume,
            -- payops.money.platform_fee_sql: application_fee_amount, else the rate, half-even
            sum({platform_fee}) FILTER (WHERE ok) AS platform_fees
-    FROM (SELECT currency, status, application_fee_amount, status = 'succeeded' AS ok,
+    FROM (SELECT currency, status, application_fee_amount, {gross_charge} AS ok,
                  epoch_us(created) // $bucket_us AS q,
                  coalesce(amount_captured, 0) AS captured
           FROM charges WHERE created >= $lo AND created < $hi)
@@ -37,7 +37,7 @@ pi_q AS (
 ),
 re_q AS (
     SELECT currency, epoch_us(created) // $bucket_us AS q, sum(amount) AS refunded_amount
-    FROM refunds WHERE created >= $lo AND created < $hi AND status = 'succeeded'
+    FROM refunds WHERE created >= $lo AND created < $hi AND {refunded}
     GROUP BY ALL
 ),
 dp_q AS (
