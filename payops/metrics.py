@@ -337,8 +337,17 @@ def summary(start: date, end: date, *, db=None, tz: str | None = None, as_of: da
 
 
 # --- KPIs and alerts -----------------------------------------------------------------
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+def _pct(x: float, digits: int = 1) -> str:
+    return f"{x * 100:.{digits}f}%"
+
+
+def _pcts(value: float, threshold: float) -> tuple[str, str]:
+    """``value`` and ``threshold`` as percentages with as many decimals (1 to 4) as it takes to
+    tell them apart: never "95.0% is below the 95.0% minimum" for 94.96%."""
+    digits = 1
+    while digits < 4 and value != threshold and _pct(value, digits) == _pct(threshold, digits):
+        digits += 1
+    return _pct(value, digits), _pct(threshold, digits)
 
 
 def kpis(start: date, end: date, *, db=None, tz: str | None = None, as_of: datetime | None = None) -> list[dict]:
@@ -371,16 +380,18 @@ def _currency_kpis(row, limits) -> list[dict]:
         out.append(_kpi("success_rate", "Success rate", None, t, True, f"{cur} success rate: no payments", c))
     else:
         ok = v >= t
-        said = f"(minimum {_pct(t)})" if ok else f"is below the {_pct(t)} minimum"
-        out.append(_kpi("success_rate", "Success rate", float(v), t, ok, f"{cur} success rate {_pct(v)} {said}", c))
+        shown, limit = _pcts(v, t)
+        said = f"(minimum {limit})" if ok else f"is below the {limit} minimum"
+        out.append(_kpi("success_rate", "Success rate", float(v), t, ok, f"{cur} success rate {shown} {said}", c))
     v, t = row.failed_rate, float(limits.max_failed_rate)
     if pd.isna(v):
         out.append(_kpi("failed_rate", "Failed payments", None, t, True, f"{cur} failed payments: no payments", c))
     else:
         ok = v <= t
-        said = f"(maximum {_pct(t)})" if ok else f"are above the {_pct(t)} maximum"
+        shown, limit = _pcts(v, t)
+        said = f"(maximum {limit})" if ok else f"are above the {limit} maximum"
         out.append(_kpi("failed_rate", "Failed payments", float(v), t, ok,
-                        f"{cur} failed payments {_pct(v)} {said}", c))
+                        f"{cur} failed payments {shown} {said}", c))
     v, t = row.processing_hours_p90, float(limits.max_processing_hours)
     label = "Refund processing (p90)"
     if pd.isna(v):

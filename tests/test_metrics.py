@@ -410,3 +410,11 @@ def test_refund_requests_breakdown_uses_the_queues_priority_rule(db_path, monkey
         want[(cur, status, label)][1] += amount
     assert {(r.currency, r.status, r.priority): [r.requests, r.amount] for r in got.itertuples()} == dict(want)
     assert {"URGENT", "HIGH", "LARGE", "NORMAL"} <= set(got["priority"])
+
+
+def test_a_kpi_message_never_shows_a_breach_as_equal_figures():
+    # 379 of 399 succeeded: 94.99%, which one decimal would print as "95.0% is below the 95.0%"
+    assert metrics._pcts(379 / 399, 0.95) == ("94.99%", "95.00%")
+    assert metrics._pcts(0.5, 0.95) == ("50.0%", "95.0%")
+    assert metrics._pcts(0.95, 0.95) == ("95.0%", "95.0%")  # equal is equal (and passes)
+    assert metrics._pcts(0.0500001, 0.05) == ("5.0000%", "5.0000%")  # at most 4 decimals
