@@ -268,7 +268,8 @@ def test_queue_page_is_one_screen_from_one_connection(monkeypatch):
     assert opened[0] == 1
     assert (page.total, page.pages, page.page, page.offset) == (5, 3, 1, 2)
     assert list(page.rows["id"]) == list(R.queue(limit=2, offset=2, now=now)["id"]) == [ids[3 - 1], ids[2 - 1]]
-    assert page.by_priority == R.pending_by_priority(now=now) == {"URGENT": 2, "HIGH": 1, "LARGE": 2, "NORMAL": 1}
+    assert page.by_priority == R.pending_by_priority(now=now) == {"URGENT": 2, "HIGH": 1, "LARGE": 2, "NORMAL": 1,
+                                                                        "ALL": 5}
     assert page.waiting is None and page.currencies == ["eur", "usd"]
     last = R.queue_page(page=7, page_size=2, now=now)  # past the end: the last page
     assert last.page == 2 and list(last.rows["id"]) == [ids[0]]
@@ -304,7 +305,10 @@ def test_queue_order_and_badges():
     row = q.iloc[0]
     assert row["amount_display"] == "$60.00" and row["customer_email"] == "cus_6@example.com"
     assert 83 < row["age_hours"] < 85
-    assert R.pending_by_priority() == {"URGENT": 3, "HIGH": 2, "LARGE": 3, "NORMAL": 1}
+    counts = R.pending_by_priority()
+    assert counts == {"URGENT": 3, "HIGH": 2, "LARGE": 3, "NORMAL": 1, "ALL": 7}
+    # said as parts of the total by age, LARGE apart (it overlaps them)
+    assert R.pending_parts(counts) == ([("URGENT", 3), ("HIGH", 2), ("newer", 2)], [("LARGE", 3)])
     assert list(R.queue(priority="LARGE")["id"]) == [ids["urgent_large"], ids["high_large"], ids["large"]]
     assert list(R.queue(limit=2, offset=1)["id"]) == [ids["urgent_older"], ids["urgent"]]
     assert R.queue_count(priority="URGENT") == 3

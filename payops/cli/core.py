@@ -93,7 +93,11 @@ def render_status(ov) -> str:
     lines.append("")
     p = ov.pending_by_priority
     lines.append(click.style("Pending refund requests", bold=True) + f"  {ov.pending_total:,} in all")
-    lines.append(f"  URGENT {p['URGENT']:,}   HIGH {p['HIGH']:,}   LARGE {p['LARGE']:,}   other {p['NORMAL']:,}")
+    from payops.refunds.queue import pending_parts
+
+    by_age, by_amount = pending_parts(p)
+    lines.append("  by age: " + "   ".join(f"{k} {n:,}" for k, n in by_age)
+                 + "      by amount: " + "   ".join(f"{k} {n:,}" for k, n in by_amount))
     lines.append("")
     lines.append(click.style(f"Payments on {ov.yesterday}", bold=True))
     if ov.yesterday_payments:

@@ -58,6 +58,7 @@ from payops.refunds.queue import (
     QueuePage,
     customer_history,
     pending_by_priority,
+    pending_parts,
     queue,
     queue_count,
     queue_page,
@@ -102,6 +103,7 @@ __all__ = [
     # requests and the queue
     "request", "parse_amount", "import_csv", "import_records", "Provenance", "check_provenance",
     "cumulative_amount", "is_large_cumulative", "get", "history", "queue", "queue_count", "pending_by_priority",
+    "pending_parts",
     "customer_history", "queue_page", "request_detail",
     # decisions and processing
     "approve", "reject", "apply_policy", "process", "reconcile", "sync_refund_failures", "idempotency_key",

@@ -28,7 +28,7 @@ from payops.refunds.model import PRIORITIES, STATUSES, utcnow
 from payops.refunds.rules import cumulative_sql, large_thresholds_sql, priority_cutoffs, priority_flags_sql
 
 __all__ = ["QUEUE_COLUMNS", "SORTS", "QueuePage", "queue", "queue_page", "queue_count", "pending_by_priority",
-           "customer_history"]
+           "pending_parts", "customer_history"]
 
 QUEUE_COLUMNS = (
     "id", "status", "priorities", "priority_rank", "amount", "currency", "amount_display", "age_hours",
@@ -199,14 +199,26 @@ def _count(con: duckdb.DuckDBPyConnection, base: tuple[str, list]) -> int:
 
 
 def _by_priority(con: duckdb.DuckDBPyConnection, base: tuple[str, list]) -> dict[str, int]:
-    """Counts per priority of ``ranked`` (built for PENDING requests)."""
+    """Counts per priority of ``ranked`` (built for PENDING requests), and ``ALL`` of them."""
     sql, params = base
-    u, h, lg, n = con.execute(
+    u, h, lg, n, a = con.execute(
         f"""{sql} SELECT count(*) FILTER (WHERE is_urgent), count(*) FILTER (WHERE is_high),
                    count(*) FILTER (WHERE is_large),
-                   count(*) FILTER (WHERE NOT (is_urgent OR is_high OR is_large)) FROM ranked""",
+                   count(*) FILTER (WHERE NOT (is_urgent OR is_high OR is_large)), count(*) FROM ranked""",
         params).fetchall()[0]
-    return {"URGENT": int(u), "HIGH": int(h), "LARGE": int(lg), "NORMAL": int(n)}
+    return {"URGENT": int(u), "HIGH": int(h), "LARGE": int(lg), "NORMAL": int(n), "ALL": int(a)}
+
+
+def pending_parts(counts: dict[str, int]) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """How to say :func:`pending_by_priority`'s counts: ``(by age, by amount)``.
+
+    By age the parts add up to every pending request (URGENT, HIGH, and ``newer`` for the
+    rest); LARGE is by amount and overlaps them (a request can be URGENT and LARGE), so it is
+    said apart, never as a fourth part of the total. The status screen and the review app both
+    word it from here.
+    """
+    newer = counts["ALL"] - counts["URGENT"] - counts["HIGH"]
+    return [("URGENT", counts["URGENT"]), ("HIGH", counts["HIGH"]), ("newer", newer)], [("LARGE", counts["LARGE"])]
 
 
 def queue(*, status=("PENDING",), priority=None, currency=None, min_amount=None, search=None, customer=None,
@@ -252,9 +264,10 @@ def queue_count(*, status=("PENDING",), priority=None, currency=None, min_amount
 
 
 def pending_by_priority(*, db=None, now=None, con=None) -> dict[str, int]:
-    """PENDING requests per priority: ``{"URGENT", "HIGH", "LARGE", "NORMAL"}``.
+    """PENDING requests per priority: ``{"URGENT", "HIGH", "LARGE", "NORMAL", "ALL"}``.
 
-    URGENT and HIGH are by age and exclusive; LARGE overlaps both; NORMAL is none of them.
+    URGENT and HIGH are by age and exclusive; LARGE overlaps both; NORMAL is none of them;
+    ALL is every PENDING request (:func:`pending_parts` words them).
     """
     settings = get_settings()
     now = now or utcnow()

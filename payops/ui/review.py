@@ -616,11 +616,17 @@ class RefundReview:
         who = "single-user mode: every role" if self.single_user else (", ".join(self.roles) or "no role")
         if self.read_only:
             who += f"; read only: {self.read_only}"
-        chips = " ".join(f"{H.badge(k, k.lower())} <b>{int(v)}</b> &nbsp;" for k, v in counts.items() if k != "NORMAL")
+        by_age, by_amount = refunds.pending_parts(counts)
+
+        def chip(k: str, n: int) -> str:
+            label = H.badge(k, k.lower()) if k in refunds.PRIORITIES else html.escape(k)
+            return f"{label} <b>{int(n)}</b> &nbsp;"
+
         mine = f" &nbsp;|&nbsp; waiting for your second approval: <b>{int(waiting)}</b>" if waiting is not None else ""
         self.header.value = (
             f"<div>Reviewing as <b class='payops-user'>{html.escape(self.user)}</b> ({html.escape(who)})</div>"
-            f"<div>Pending: {chips} other <b>{int(counts.get('NORMAL', 0))}</b>{mine}</div>"
+            f"<div>Pending <b>{int(counts['ALL'])}</b> by age: {''.join(chip(k, n) for k, n in by_age)}"
+            f"&middot; &nbsp;by amount: {''.join(chip(k, n) for k, n in by_amount)}{mine}</div>"
         )
 
     def _render_rows(self) -> None:
