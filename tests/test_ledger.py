@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from datetime import date
 
 import duckdb
@@ -90,6 +91,11 @@ def test_every_demo_payout_reconciles_and_the_cli_says_so(demo):
     out = CliRunner().invoke(cli, ["payouts", "reconcile", "--db", str(demo)], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert sum(1 for line in out.output.splitlines() if line.startswith("po_")) == len(found)
+    # the summary's parts add up: reconciled, not reconciled, and the rest by status
+    rest = collections.Counter(v.status for v in found if not v.reconciled and not v.problem)
+    assert rest and out.output.splitlines()[-1] == (
+        f"{len(found)} payout(s): {len(settled)} reconciled, 0 not reconciled"
+        + "".join(f", {n} {s}" for s, n in sorted(rest.items())) + ".")
 
 
 def test_a_payout_missing_a_transaction_is_reported_with_the_missing_amount(demo, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -55,7 +56,11 @@ def reconcile(start, end, db: Path | None) -> None:
     for v in found:
         click.echo(P.terminal_safe(v.line()))
     bad = sum(v.problem for v in found)
-    click.echo(f"{len(found)} payout(s): {sum(v.reconciled for v in found)} reconciled, {bad} not reconciled.")
+    # the rest are not cash to reconcile (yet, or ever): said by status, so the parts add up
+    rest = Counter(v.status for v in found if not v.reconciled and not v.problem)
+    others = "".join(f", {n} {status}" for status, n in sorted(rest.items()))
+    click.echo(f"{len(found)} payout(s): {sum(v.reconciled for v in found)} reconciled, {bad} not reconciled"
+               f"{others}.")
     if not ok:
         raise SystemExit(1)
 
