@@ -99,6 +99,14 @@ def refunded_sql(status: str) -> str:
     return f"{status} = {REFUNDED_STATUS!r}"
 
 
+def is_chargeback(status: str | None) -> bool:
+    """True when a dispute in ``status`` is a chargeback (it took money), False for an inquiry.
+
+    The Python twin of :func:`chargeback_sql`; an unknown status counts as a chargeback.
+    """
+    return status not in INQUIRY_STATUSES
+
+
 def chargeback_sql(status: str) -> str:
     """SQL, true when a dispute whose status is the column ``status`` took money (not an inquiry)."""
     return f"{status} NOT IN ({', '.join(repr(s) for s in INQUIRY_STATUSES)})"

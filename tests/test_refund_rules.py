@@ -63,6 +63,37 @@ def test_reasons_add_up_and_only_the_stronger_of_two_overlapping_ones_shows():
     assert not any("more than the refundable" in r for r in reasons)  # nothing refundable: said above
 
 
+DISPUTED = "payment ch_1 is disputed; a refund would be paid twice (answer the dispute instead)"
+
+
+@pytest.mark.parametrize("status, blocks, note", [
+    ("warning_needs_response", False, True), ("warning_under_review", False, True), ("warning_closed", False, False),
+    ("needs_response", True, False), ("under_review", True, False), ("won", False, False), ("lost", True, False),
+])
+def test_only_a_chargeback_blocks_a_refund_an_open_inquiry_is_a_note(status, blocks, note):
+    # the charge's flag stays true whatever the stored dispute's status: the stored disputes decide
+    facts = replace(FACTS, disputed=True, disputes=(status,))
+    assert R.eligibility_reasons(facts, None, POLICY, NOW) == ([DISPUTED] if blocks else [])
+    assert facts.open_chargeback is blocks and facts.as_dict()["disputed"] is blocks
+    notes = R.eligibility_notes(facts)
+    assert notes == ([f"payment ch_1 has an open inquiry ({status}): the card issuer is asking, no money was taken; "
+                      "a refund is allowed and usually settles it"] if note else [])
+
+
+def test_an_inquiry_next_to_a_chargeback_still_blocks_and_the_flag_counts_only_without_disputes():
+    both = replace(FACTS, disputed=True, disputes=("warning_closed", "needs_response"))
+    assert R.eligibility_reasons(both, None, POLICY, NOW) == [DISPUTED]
+    assert R.eligibility_reasons(replace(FACTS, disputed=True), None, POLICY, NOW) == [DISPUTED]
+    assert R.eligibility_reasons(replace(FACTS, disputes=("warning_under_review",)), None, POLICY, NOW) == []
+
+
+def test_notes_are_worded_after_the_reasons_the_same_for_the_cli_and_the_app():
+    ok = R.Verdict(eligible=True, reasons=[], payment={"refundable": 4500, "currency": "usd"}, notes=["asked"])
+    assert R.eligibility_wording(ok) == ("Eligible: $45.00 still refundable", ["note: asked"])
+    no = R.Verdict(eligible=False, reasons=["too old"], payment={}, notes=["asked"])
+    assert R.eligibility_wording(no) == ("Not eligible", ["too old", "note: asked"])
+
+
 def test_refund_window_edges_and_no_window():
     on_the_edge = replace(FACTS, created=NOW - timedelta(days=180))
     assert R.eligibility_reasons(on_the_edge, None, POLICY, NOW) == []

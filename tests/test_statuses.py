@@ -192,10 +192,11 @@ def test_failed_and_canceled_payouts_are_shown_as_such_and_never_cash(fake):
 
 
 @pytest.mark.parametrize("status, refundable", [
-    ("warning_needs_response", False), ("warning_under_review", False), ("warning_closed", True),
+    ("warning_needs_response", True), ("warning_under_review", True), ("warning_closed", True),
     ("needs_response", False), ("under_review", False), ("won", True), ("lost", False),
 ])
 def test_a_payment_is_refundable_again_once_its_dispute_is_over(fake, status, refundable):
+    """Only a chargeback blocks a refund (until it is won); an inquiry never does, an open one is a note."""
     pi = paid(fake)
     fake.dispute_to(pi["latest_charge"], status, 2000)
     sync_from(fake)
@@ -203,6 +204,32 @@ def test_a_payment_is_refundable_again_once_its_dispute_is_over(fake, status, re
     assert verdict.eligible is refundable, verdict.reasons
     if not refundable:
         assert any("disputed" in r for r in verdict.reasons)
+    assert bool(verdict.notes) is (status in ("warning_needs_response", "warning_under_review")), verdict.notes
+
+
+@pytest.mark.parametrize("status", ["warning_needs_response", "warning_under_review"])
+def test_a_payment_under_inquiry_is_refunded_end_to_end(fake, status):
+    """Request -> approve -> process through the fake Stripe (which, like Stripe, allows it), with the
+    inquiry shown to the reviewer as a note in the words of `payops refunds check` and the review app."""
+    from payops.ui.review_html import _eligibility
+
+    pi = paid(fake)
+    fake.dispute_to(pi["latest_charge"], status, 5000)
+    sync_from(fake)
+    rid = R.request(pi["id"], reason="requested_by_customer", amount=5000)["id"]
+    detail = R.request_detail(rid)
+    headline, lines = R.eligibility_wording(detail.verdict)
+    assert headline == "Eligible: $50.00 still refundable"
+    assert lines == [f"note: payment {pi['latest_charge']} has an open inquiry ({status}): the card issuer is "
+                     "asking, no money was taken; a refund is allowed and usually settles it"]
+    assert "open inquiry" in _eligibility(detail)
+    [res] = R.approve(rid)
+    assert res.ok, res.message
+    [res] = R.process()
+    assert res.status == "PROCESSED", res.message
+    [refund] = fake.objects("refund")
+    assert refund["status"] == "succeeded" and refund["amount"] == 5000
+    assert R.get(rid)["stripe_refund_id"] == refund["id"]
 
 
 # ------------------------------------------------------------------ sync over HTTP

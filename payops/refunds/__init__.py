@@ -28,7 +28,14 @@ from __future__ import annotations
 
 from payops.refunds.decisions import apply_policy, approve, reject
 from payops.refunds.detail import RequestDetail, request_detail
-from payops.refunds.eligibility import PaymentFacts, check, eligibility_reasons, eligibility_wording, load_facts
+from payops.refunds.eligibility import (
+    PaymentFacts,
+    check,
+    eligibility_notes,
+    eligibility_reasons,
+    eligibility_wording,
+    load_facts,
+)
 from payops.refunds.intake import CSV_COLUMNS, ImportLine, import_csv, import_records, parse_amount, request
 from payops.refunds.model import (
     COLUMNS,
@@ -99,7 +106,7 @@ __all__ = [
     # the state machine
     "TRANSITIONS", "IllegalTransition", "check_transition", "transition",
     # eligibility
-    "check", "load_facts", "eligibility_reasons", "eligibility_wording",
+    "check", "load_facts", "eligibility_reasons", "eligibility_notes", "eligibility_wording",
     # requests and the queue
     "request", "parse_amount", "import_csv", "import_records", "Provenance", "check_provenance",
     "cumulative_amount", "is_large_cumulative", "get", "history", "queue", "queue_count", "pending_by_priority",

@@ -16,14 +16,17 @@ import duckdb
 from payops.config import RefundPolicy, Settings, get_settings
 from payops.db import reuse
 from payops.errors import InvalidInput, NotFound
-from payops.money import format_amount
+from payops.money import format_amount, is_chargeback
 from payops.refunds.model import OPEN_STATUSES, Verdict, utcnow
 
-__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "eligibility_wording", "verdict", "check",
-           "already_refunded", "refunded_by_payops", "record_refunded", "DEAD_REFUNDS"]
+__all__ = ["PaymentFacts", "load_facts", "eligibility_reasons", "eligibility_notes", "eligibility_wording", "verdict",
+           "check", "already_refunded", "refunded_by_payops", "record_refunded", "DEAD_REFUNDS"]
 
-# Disputes in these statuses are over and no longer block a refund.
-_CLOSED_DISPUTES = ("won", "warning_closed")
+# A chargeback in this status is over and no longer blocks a refund: the money came back. (A lost
+# chargeback keeps it blocked: the money already went back to the customer through the card issuer.)
+_CHARGEBACK_OVER = "won"
+# An inquiry in this status is closed (inquiries never block a refund; an open one is worth a note).
+_INQUIRY_CLOSED = "warning_closed"
 # Stripe refund statuses that mean no money went back (they never count as refunded).
 DEAD_REFUNDS = ("failed", "canceled")
 # Why a payment that has not (yet) succeeded cannot be refunded, by the status of its payment
@@ -62,6 +65,22 @@ class PaymentFacts:
     session_start: datetime | None = None
     livemode: bool | None = None
     intent_status: str | None = None  # the payment intent's own status (status is the charge's)
+    # the statuses of the charge's stored disputes; when none is stored, ``disputed`` (the charge's
+    # flag) stands for an open chargeback
+    disputes: tuple[str, ...] = ()
+
+    @property
+    def open_chargeback(self) -> bool:
+        """A chargeback still open or lost: the money left through the card issuer, a refund would
+        pay it twice. Inquiries (``payops.money.INQUIRY_STATUSES``) never count: they move no money."""
+        if not self.disputes:
+            return self.disputed
+        return any(is_chargeback(s) and s != _CHARGEBACK_OVER for s in self.disputes)
+
+    @property
+    def open_inquiry(self) -> str | None:
+        """The status of an inquiry still open on the payment, if any (it does not block a refund)."""
+        return next((s for s in self.disputes if not is_chargeback(s) and s != _INQUIRY_CLOSED), None)
 
     @property
     def refundable(self) -> int:
@@ -78,7 +97,7 @@ class PaymentFacts:
             "payment_intent": self.payment_intent, "charge": self.charge, "customer": self.customer,
             "currency": self.currency, "amount": self.amount, "captured": self.captured,
             "refunded": self.refunded, "open_requests": self.open_requests, "refundable": self.refundable,
-            "disputed": self.disputed, "status": self.status, "created": self.created,
+            "disputed": self.open_chargeback, "status": self.status, "created": self.created,
             "booking_id": self.booking_id, "booking_status": self.booking_status,
             "session_start": self.session_start, "livemode": self.livemode,
         }
@@ -217,13 +236,10 @@ def load_facts(con: duckdb.DuckDBPyConnection, payment_id: str, *, exclude: int 
     refunded = already_refunded(refunded, refunded_by_payops(con, ch_id, pi_id))
     # The stored disputes decide (the charge's `disputed` flag stays true after a dispute is won or
     # an inquiry closed, and may lag behind a new dispute); the flag only counts when none is stored.
+    disputes: tuple[str, ...] = ()
     if ch_id:
-        marks = ", ".join("?" for _ in _CLOSED_DISPUTES)
-        open_n, any_n = con.execute(
-            f"SELECT count(*) FILTER (WHERE status NOT IN ({marks})), count(*) FROM disputes WHERE charge = ?",
-            [*_CLOSED_DISPUTES, ch_id]).fetchall()[0]
-        if any_n:
-            disputed = bool(open_n)
+        disputes = tuple(r[0] for r in con.execute(
+            "SELECT status FROM disputes WHERE charge = ? ORDER BY created, id", [ch_id]).fetchall())
     booking_id = pi.get("booking_id") if pi else None
     booking = _booking(con, booking_id, pi_id)
     return PaymentFacts(
@@ -235,7 +251,7 @@ def load_facts(con: duckdb.DuckDBPyConnection, payment_id: str, *, exclude: int 
         booking_id=booking[0] if booking else booking_id, booking_status=booking[1] if booking else None,
         session_start=booking[2] if booking else None,
         livemode=(ch or {}).get("livemode", (pi or {}).get("livemode")),
-        intent_status=(pi or {}).get("status"),
+        intent_status=(pi or {}).get("status"), disputes=disputes,
     )
 
 
@@ -264,7 +280,7 @@ def _state_reasons(f: PaymentFacts) -> list[str]:
         out.append(f"payment {f.name} {NOT_YET_REFUNDABLE[status]}")
     elif status != "succeeded":
         out.append(f"payment {f.name} has status {status}; only succeeded payments can be refunded")
-    if f.disputed:
+    if f.open_chargeback:
         out.append(f"payment {f.name} is disputed; a refund would be paid twice (answer the dispute instead)")
     if f.status == "succeeded" and f.captured > 0:
         if f.refunded >= f.captured:
@@ -311,6 +327,20 @@ def eligibility_reasons(facts: PaymentFacts, amount: int | None, policy: RefundP
     return reasons
 
 
+def eligibility_notes(facts: PaymentFacts) -> list[str]:
+    """What a reviewer should know about ``facts``' payment that does not block a refund. Pure.
+
+    An open inquiry (``warning_needs_response``, ``warning_under_review``): the card issuer asks
+    about the payment, no money has moved, and Stripe allows the refund; refunding is a common
+    way to settle it.
+    """
+    status = facts.open_inquiry
+    if status is None:
+        return []
+    return [f"payment {facts.name} has an open inquiry ({status}): the card issuer is asking, no money was taken; "
+            "a refund is allowed and usually settles it"]
+
+
 def verdict(con: duckdb.DuckDBPyConnection, payment_id: str, amount: int | None = None, *,
             exclude: int | None = None, currency: str | None = None, now: datetime | None = None,
             settings: Settings | None = None) -> Verdict:
@@ -318,14 +348,14 @@ def verdict(con: duckdb.DuckDBPyConnection, payment_id: str, amount: int | None 
     facts = load_facts(con, payment_id, exclude=exclude)
     policy = (settings or get_settings()).refund_policy
     reasons = eligibility_reasons(facts, amount, policy, now or utcnow(), currency=currency)
-    return Verdict(eligible=not reasons, reasons=reasons, payment=facts.as_dict())
+    return Verdict(eligible=not reasons, reasons=reasons, payment=facts.as_dict(), notes=eligibility_notes(facts))
 
 
 def check(payment_id: str, amount: int | None = None, *, exclude: int | None = None, db=None,
           con=None) -> Verdict:
     """Can ``payment_id`` (``pi_...`` or ``ch_...``) be refunded, by ``amount`` (minor units)?
 
-    Returns a :class:`Verdict` with every reason it cannot (not succeeded, disputed, fully
+    Returns a :class:`Verdict` with every reason it cannot (not succeeded, a chargeback, fully
     refunded, more than refundable = captured - refunded - other open requests, outside the
     refund window). ``exclude``: a request id whose own amount does not count as another
     open request (what :func:`approve` and :func:`process` ask for that request).
@@ -340,13 +370,15 @@ def eligibility_wording(v: Verdict) -> tuple[str, list[str]]:
     """How a verdict is worded to people, the same in ``payops refunds check`` and the review app.
 
     Returns:
-        ``(headline, reasons)``: ``"Eligible: 12.50 EUR still refundable"`` (the amount when known)
-        or ``"Not eligible"``, and every reason it is not (empty when eligible).
+        ``(headline, lines)``: ``"Eligible: 12.50 EUR still refundable"`` (the amount when known)
+        or ``"Not eligible"``; then every reason it is not (none when eligible), then the notes that
+        do not block it (``"note: ..."``, e.g. an open inquiry).
     """
+    notes = [f"note: {n}" for n in v.notes]
     if not v.eligible:
-        return "Not eligible", list(v.reasons)
+        return "Not eligible", list(v.reasons) + notes
     p = v.payment or {}
     refundable, currency = p.get("refundable"), p.get("currency")
     if refundable is None or currency is None:
-        return "Eligible", []
-    return f"Eligible: {_fmt(int(refundable), currency)} still refundable", []
+        return "Eligible", notes
+    return f"Eligible: {_fmt(int(refundable), currency)} still refundable", notes

@@ -10,7 +10,7 @@ decide one request. A change that :data:`TRANSITIONS` does not list raises
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
@@ -139,12 +139,14 @@ class Verdict:
     ``reasons`` is empty when ``eligible``; ``payment`` holds the figures the verdict is
     based on: payment_intent, charge, customer, currency, captured, refunded,
     open_requests, refundable, disputed, status, booking_id, booking_status, livemode
-    (amounts in minor units) and created.
+    (amounts in minor units) and created. ``notes`` are what a reviewer should know that does not
+    block the refund (an open inquiry on the payment).
     """
 
     eligible: bool
     reasons: list[str]
     payment: dict
+    notes: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.eligible
