@@ -119,11 +119,13 @@ def test_refund_request_fields_are_consistent(small):
         assert by in cast
         if status == "REJECTED":
             assert decided_by in cast and decided_by != by and decided_at and note
-        if status == "PROCESSED":
-            assert refund_id and processed_at
-            ((meta, ramount),) = rows(path, "SELECT metadata->>'payops_request_id', amount FROM refunds "
-                                            "WHERE id = ?", [refund_id])
+        if status == "PROCESSED" or (status == "PROCESSING" and refund_id):
+            # PROCESSING with a refund: one waiting for the customer (payops/demo/lifecycles.py)
+            assert (processed_at is not None) is (status == "PROCESSED") and refund_id
+            ((meta, ramount, rstatus),) = rows(path, "SELECT metadata->>'payops_request_id', amount, status "
+                                                     "FROM refunds WHERE id = ?", [refund_id])
             assert meta == str(rid) and ramount == amount
+            assert rstatus == ("succeeded" if status == "PROCESSED" else "requires_action")
         else:
             assert refund_id is None and processed_at is None
         if status == "FAILED":
@@ -133,6 +135,32 @@ def test_refund_request_fields_are_consistent(small):
     (n,) = rows(path, "SELECT count(*) FROM refund_requests "
                       "WHERE status = 'APPROVED' AND second_approver IS NOT NULL")[0]
     assert n >= 1
+
+
+def test_a_refund_waits_for_the_customer_and_the_returned_payout_is_sent_again(small):
+    """The demo's requires_action refund (its request PROCESSING, surfaced in the review queue) and its
+    pending payout (the failed payout's money sent again: not cash, not a reconciliation problem)."""
+    from payops import payments, payouts, refunds
+
+    path, _ = small
+    [(rid, refund_id, amount, charge, bt)] = rows(path, """
+        SELECT q.id, f.id, f.amount, f.charge, f.balance_transaction FROM refund_requests q
+        JOIN refunds f ON f.id = q.stripe_refund_id WHERE f.status = 'requires_action'""")
+    assert bt is None  # no money moved yet: no balance transaction, no transfer reversal
+    assert rows(path, "SELECT count(*) FROM transfer_reversals WHERE source_refund = ?", [refund_id])[0][0] == 0
+    assert rows(path, "SELECT amount_refunded FROM charges WHERE id = ?", [charge])[0][0] == amount  # as Stripe
+    queue = refunds.queue(status=("PROCESSING",), db=path)
+    row = queue[queue["id"] == rid].iloc[0]
+    assert row["stripe_refund_status"] == "requires_action" and row["status"] == "PROCESSING"
+    assert list(refunds.history(rid, db=path)["action"])[-2:] == ["refund_request.process",
+                                                                  "refund_request.awaiting_refund"]
+    df = payments.payouts(db=path)
+    pending = df[df["status"] == "pending"].to_dict("records")
+    failed = df[df["status"] == "failed"].to_dict("records")
+    assert len(pending) == 1 and len(failed) == 1
+    assert pending[0]["amount"] == failed[0]["amount"] and not pending[0]["cash"]
+    ok, verdicts = payouts.reconcile(db=path)
+    assert ok and [v.verdict for v in verdicts if v.status == "pending"] == ["pending: not settled yet"]
 
 
 def test_audit_trail_is_chained_and_in_time_order(small):
@@ -201,7 +229,8 @@ def test_money_is_consistent(default_demo):
     path, _ = default_demo
     bad = rows(path, """
         SELECT c.id FROM charges c LEFT JOIN (
-            SELECT charge, sum(amount) AS total FROM refunds WHERE status IN ('succeeded', 'pending') GROUP BY charge
+            SELECT charge, sum(amount) AS total FROM refunds WHERE status IN ('succeeded', 'pending', 'requires_action')
+            GROUP BY charge
         ) r ON r.charge = c.id
         WHERE c.captured AND (c.amount_refunded <> coalesce(r.total, 0)
            OR c.refunded <> (c.amount_refunded = c.amount_captured AND c.amount_captured > 0)
@@ -222,19 +251,24 @@ def test_money_is_consistent(default_demo):
     for (amount,) in rows(path, "SELECT amount FROM charges WHERE currency = 'usd'"):
         assert 2500 <= amount <= 12000 and amount % 100 == 0
     assert rows(path, "SELECT count(*) FROM charges WHERE currency = 'usd' AND amount > 5000")[0][0] > 0
-    # the refund requests never exceed what is still refundable
+    # the refund requests never exceed what is still refundable (an open request whose refund Stripe holds
+    # is already in amount_refunded, as payops.refunds.eligibility counts it)
     over = rows(path, """
         SELECT c.id FROM charges c JOIN refund_requests q ON q.charge = c.id
         GROUP BY c.id, c.amount_captured, c.amount_refunded
-        HAVING c.amount_refunded + sum(q.amount) FILTER (WHERE q.status IN ('PENDING', 'APPROVED', 'PROCESSING'))
+        HAVING c.amount_refunded + coalesce(sum(q.amount) FILTER (
+                   WHERE q.status IN ('PENDING', 'APPROVED', 'PROCESSING') AND q.stripe_refund_id IS NULL), 0)
                > c.amount_captured
             OR max(q.amount) > c.amount_captured
             OR bool_or(c.status <> 'succeeded' OR c.disputed)""")
     assert over == []
-    # payouts: one per day and currency, positive
+    # payouts: one automatic payout per day and currency (besides, the manual one that sends a failed
+    # payout's money again), positive
     assert rows(path, "SELECT count(*) FROM payouts WHERE amount <= 0")[0][0] == 0
-    assert rows(path, "SELECT count(*) FROM (SELECT created::DATE, currency FROM payouts GROUP BY ALL "
-                      "HAVING count(*) > 1)")[0][0] == 0
+    assert rows(path, "SELECT count(*) FROM (SELECT created::DATE, currency FROM payouts "
+                      "WHERE raw->>'$.automatic' = 'true' GROUP BY ALL HAVING count(*) > 1)")[0][0] == 0
+    assert rows(path, "SELECT count(*) FROM payouts WHERE raw->>'$.automatic' = 'false'") == rows(
+        path, "SELECT count(*) FROM payouts WHERE status = 'failed'")
     # disputes: the charge says so, and the balance moved
     assert rows(path, "SELECT count(*) FROM disputes d JOIN charges c ON c.id = d.charge "
                       "WHERE NOT c.disputed")[0][0] == 0

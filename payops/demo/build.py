@@ -17,7 +17,7 @@ from payops.config import get_settings
 from payops.db import connect, database_path, transaction
 from payops.demo import records
 from payops.demo.catalog import PRICES
-from payops.demo.lifecycles import lifecycle_objects
+from payops.demo.lifecycles import lifecycle_objects, lifecycle_requests
 from payops.demo.plan import demo_end, plan_marketplace
 from payops.demo.stripe_objects import StripeBuilder
 from payops.errors import InvalidInput
@@ -179,7 +179,9 @@ def build_demo(
     3% of payments in EUR, GBP and JPY, a booking per payment intent, refund requests in
     every status and priority with their audit trail, the other lifecycle statuses a
     marketplace sees (:mod:`payops.demo.lifecycles`: payment intents in flight or canceled,
-    pending refunds, inquiries, a failed payout), and the events of the last day.
+    pending refunds, a refund waiting for the customer (``requires_action``, its request
+    PROCESSING), inquiries, a failed payout and its money sent again (``pending``)), and the
+    events of the last day.
 
     The demo's "now" is 12:00 UTC of ``as_of``, or ``now`` when that is earlier (without
     ``as_of``: ``now`` itself), so nothing it creates lies in the future of the real clock.
@@ -242,6 +244,8 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
                             request_ids=lambda n: records.new_request_ids(con, n), end=end)
 
     n = len(plan.payments)
+    # the lifecycle refunds' requests take their ids now, while the connection is free (the writer owns it next)
+    extra_ids = records.new_request_ids(con, lifecycle_requests(n))
     moment = datetime.fromtimestamp(plan.end, UTC)
     builder = StripeBuilder(plan)
     bar = progress_bar(total=n, unit=" payments", desc="demo", enabled=progress, unit_scale=True)
@@ -255,7 +259,8 @@ def _build(con: duckdb.DuckDBPyConnection, seed: int, days: int, customers: int,
                 objs, first = first + objs, []
             writer.put(objs, bookings, min(n, lo + CHUNK) - lo)
         payouts = builder.payouts()
-        extras, extra_bookings = lifecycle_objects(builder, payouts)  # after everything else: changes nothing
+        # after everything else: changes nothing
+        extras, extra_bookings = lifecycle_objects(builder, payouts, extra_ids)
         writer.put(first + payouts, [], 0)
         writer.put(extras, extra_bookings, 0)
         links = builder.links

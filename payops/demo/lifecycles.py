@@ -4,36 +4,58 @@ What a marketplace sees on any given day besides succeeded and declined payments
 student left (``requires_payment_method``, then ``canceled`` a day later), 3-D Secure challenges not
 yet answered (``requires_action``), a SEPA debit that has not cleared (``processing``, its charge
 ``pending``), sessions authorised now and captured after they happen (``requires_capture``) and an
-authorisation released (``canceled``), refunds still ``pending`` at the bank, inquiries
-(``warning_needs_response``, ``warning_under_review``, ``warning_closed``) that move no money, and a
-payout the bank returned (``failed``) and one canceled.
+authorisation released (``canceled``), refunds still ``pending`` at the bank, a refund waiting for the
+customer (``requires_action``: Stripe emailed them for their details; its refund request stays
+PROCESSING), inquiries (``warning_needs_response``, ``warning_under_review``, ``warning_closed``) that
+move no money, a payout the bank returned (``failed``: the account was closed) and that money sent
+again to the new account (``pending``, not cash yet).
 
 They are built after everything else from the same random stream, so adding them changes no other
-object; each payment gets its booking. ``lifecycle_objects`` returns the objects (and the events of
-the last day) and the bookings' rows.
+object (and each new kind is drawn after the older ones, so it changes none of them); each payment
+gets its booking. ``lifecycle_objects`` returns the objects (and the events of the last day) and the
+bookings' rows; the requests it adds go into the plan (``plan.requests`` and ``plan.audit``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from payops.demo.catalog import DAY, HOUR, PLATFORM_FEE_BPS, PRICES, SUBJECTS
-from payops.demo.plan import Payment
+from payops.demo.catalog import (
+    APPROVE_NOTES,
+    DAY,
+    HOUR,
+    NOTES,
+    PLATFORM_FEE_BPS,
+    PRICES,
+    REQUESTERS,
+    REVIEWERS,
+    SUBJECTS,
+)
+from payops.demo.plan import AuditEvent, DemoRequest, Payment
 from payops.money import fee
+from payops.refunds.processing import awaiting_message
 
 if TYPE_CHECKING:
     from payops.demo.stripe_objects import StripeBuilder
 
-__all__ = ["lifecycle_objects"]
+__all__ = ["lifecycle_objects", "lifecycle_requests"]
 
 PER_KIND = 400  # one of each kind per this many planned payments (at least one)
 
 
-def lifecycle_objects(b: StripeBuilder, payouts: list[dict]) -> tuple[list[dict], list[tuple]]:
+def lifecycle_requests(n_payments: int) -> int:
+    """How many refund requests :func:`lifecycle_objects` adds for a plan of ``n_payments`` payments."""
+    return max(1, n_payments // PER_KIND)
+
+
+def lifecycle_objects(b: StripeBuilder, payouts: list[dict],
+                      request_ids: Sequence[int] = ()) -> tuple[list[dict], list[tuple]]:
     """The extra objects (events of the last day included) and their bookings' rows.
 
     ``payouts`` (what :meth:`StripeBuilder.payouts` returned) is changed in place: one daily payout
-    of a week or so ago comes back from the bank (``failed``).
+    of a week or so ago comes back from the bank (``failed``). ``request_ids``: fresh refund request
+    ids (:func:`lifecycle_requests` of them), one per refund waiting for the customer.
     """
     from payops.demo.stripe_objects import _Sale
 
@@ -92,6 +114,10 @@ def lifecycle_objects(b: StripeBuilder, payouts: list[dict]) -> tuple[list[dict]
         for status in ("warning_needs_response", "warning_under_review", "warning_closed"):
             objs += _with_inquiry(b, sale(days_ago(6, 20), held=True), book, status)
     objs += _fail_a_payout(b, payouts)
+    # the newer kinds: drawn after all of the above, so they changed none of it
+    for rid in request_ids[:k]:
+        objs += _with_refund_requiring_action(b, sale(days_ago(4, 8), held=True), book, rid)
+    objs += _resend_failed_payout(b, payouts)
     return objs + b._events, bookings
 
 
@@ -208,3 +234,79 @@ def _fail_a_payout(b: StripeBuilder, payouts: list[dict]) -> list[dict]:
                   failure_message="The bank account has been closed.", reconciliation_status="not_applicable",
                   trace_id={"status": "unsupported", "value": None})
     return [back]
+
+
+def _with_refund_requiring_action(b: StripeBuilder, s: Any, book: Any, rid: int) -> list[dict]:
+    """A paid session refunded through a refund request that reviewers approved and payops sent, whose
+    Stripe refund waits for the customer (``requires_action``: Stripe emailed them for the details it
+    needs). As in the fake Stripe: the charge's ``amount_refunded`` counts it at once; no balance
+    transaction, transfer reversal or fee refund until it succeeds. The request stays PROCESSING,
+    linked to the refund, with the history payops writes (``awaiting_refund``)."""
+    rng, end = b.rng, b.end
+    charge, pi, out = _paid(b, s, book)
+    amount, cur = charge["amount"], charge["currency"]
+    at = end - rng.randint(2 * HOUR, 30 * HOUR)  # sent to Stripe
+    requested = at - rng.randint(2 * HOUR, 20 * HOUR)
+    requester = rng.choice(REQUESTERS)
+    reviewers = [r for r in REVIEWERS if r != requester]
+    first = rng.choice(reviewers)
+    approved = requested + (at - requested) * rng.randint(20, 60) // 100
+    note = rng.choice(APPROVE_NOTES)
+    req = DemoRequest(id=rid, customer=s.cust.id, amount=amount, currency=cur, reason="requested_by_customer",
+                      note=rng.choice(NOTES["requested_by_customer"]), requested_by=requester,
+                      requested_at=requested, payment_intent=pi["id"], charge=charge["id"],
+                      first_approver=first, first_approved_at=approved, decided_by=first, decided_at=approved,
+                      decision_note=note)
+    events = [AuditEvent(requested, rid, requester, "create", None, "PENDING", req.note)]
+    if amount > b.plan.large.get(cur, amount):  # LARGE: four-eyes, a second and different approver
+        req.second_approver = req.decided_by = rng.choice([r for r in reviewers if r != first])
+        req.decided_at = approved + (at - approved) // 2
+        events += [AuditEvent(approved, rid, first, "approve", "PENDING", "PENDING", note),
+                   AuditEvent(req.decided_at, rid, req.second_approver, "approve", "PENDING", "APPROVED",
+                              "Second approval.")]
+    else:
+        events.append(AuditEvent(approved, rid, first, "approve", "PENDING", "APPROVED", note))
+    refund = {
+        "id": b.ident("re_3Q"), "object": "refund", "amount": amount, "balance_transaction": None,
+        "charge": charge["id"], "created": at, "currency": cur,
+        "destination_details": {"card": {"reference_status": "pending", "type": "pending"}, "type": "card"},
+        "metadata": {"payops_request_id": str(rid)},
+        "next_action": {"type": "display_details", "display_details": {
+            "email_sent": {"email_sent_at": at, "email_sent_to": s.cust.email}, "expires_at": at + 45 * DAY}},
+        "payment_intent": pi["id"], "reason": "requested_by_customer", "receipt_number": None,
+        "source_transfer_reversal": None, "status": "requires_action", "transfer_reversal": None,
+    }
+    charge["amount_refunded"] += amount
+    charge["refunded"] = charge["amount_refunded"] >= charge["amount_captured"]
+    processor = rng.choice(REVIEWERS)
+    req.status, req.stripe_refund_id, req.attempts, req.updated_at = "PROCESSING", refund["id"], 1, at + 1
+    events += [AuditEvent(at, rid, processor, "process", "APPROVED", "PROCESSING", None),
+               AuditEvent(at + 1, rid, processor, "awaiting_refund", "PROCESSING", "PROCESSING",
+                          awaiting_message(refund["id"], "requires_action"))]
+    b.plan.requests.append(req)
+    b.plan.audit += events
+    b._event("refund.created", refund, at)
+    b._event("charge.refunded", charge, at)
+    return out + [refund]
+
+
+def _resend_failed_payout(b: StripeBuilder, payouts: list[dict]) -> list[dict]:
+    """The money of the failed payout sent again, to the platform's new bank account, by hand an hour or
+    three ago: a manual payout still ``pending`` (not cash: ``payops.money.CASH_PAYOUT_STATUSES``). Its
+    ``payout`` balance transaction takes back out what the ``payout_failure`` one returned."""
+    failed = [p for p in payouts if p["object"] == "payout" and p["status"] == "failed"]
+    if not failed:
+        return []
+    old = failed[0]
+    at = b.end - b.rng.randint(HOUR, 3 * HOUR)
+    po_id = b.ident("po_1Q")
+    cur = old["currency"]
+    bt = b._bt(po_id, "payout", "payout", -old["amount"], 0, cur, at, at, "STRIPE PAYOUT", None)
+    payout = {**old, "id": po_id, "arrival_date": midnight_after(at) + DAY, "automatic": False,
+              "balance_transaction": bt["id"], "created": at, "description": f"Resend of {old['id']}",
+              "destination": f"ba_1Q{cur.upper()}TutorlyBank0000002", "failure_balance_transaction": None,
+              "failure_code": None, "failure_message": None, "metadata": {"resends": old["id"]},
+              "reconciliation_status": "not_applicable", "status": "pending",
+              "trace_id": {"status": "pending", "value": None}}
+    b._event("payout.created", payout, at)
+    return [payout, bt]

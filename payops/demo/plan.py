@@ -201,6 +201,7 @@ class Plan:
             clock when that is earlier (:func:`demo_end`).
         tutors: ``(tutor id, rate tier, Connect account id)``.
         audit: every request's history, in the order it was planned.
+        large: the LARGE threshold per currency (minor units) the requests were planned with.
     """
 
     draws: Draws
@@ -212,6 +213,7 @@ class Plan:
     payments: list[Payment] = field(default_factory=list)
     requests: list[DemoRequest] = field(default_factory=list)
     audit: list[AuditEvent] = field(default_factory=list)
+    large: dict[str, int] = field(default_factory=dict)
 
 
 class _Planner:
@@ -222,7 +224,7 @@ class _Planner:
         self.days, self.n_customers, self.as_of, self.large = days, customers, as_of, large
         self.end = _moment(as_of) if end is None else end
         self.start = self.end - days * DAY
-        self.plan = Plan(self.draws, as_of, self.start, self.end)
+        self.plan = Plan(self.draws, as_of, self.start, self.end, large=dict(large))
 
     def customers(self) -> None:
         rng, ident = self.rng, self.draws.ident

@@ -67,7 +67,7 @@ def audit_rows(requests: list[DemoRequest], events: list[AuditEvent]) -> list[au
             before, after = {"status": e.before}, {"status": e.after}
             if e.action in ("approve", "reject"):
                 after["by"] = e.actor
-            if e.action == "processed":
+            if e.action in ("processed", "awaiting_refund"):
                 after["stripe_refund_id"] = req.stripe_refund_id
             if e.action == "fail":
                 after["failure_message"] = req.failure_message

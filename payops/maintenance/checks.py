@@ -25,6 +25,7 @@ from payops.db import connect, transaction
 from payops.errors import ConfigError, PayopsError, StripeError
 from payops.ingest import ingest_into
 from payops.maintenance.archive import archived_ids
+from payops.refunds.processing import AWAITING_REFUNDS
 
 __all__ = ["CHECKS", "Check", "Finding", "FixContext", "LookupFailed", "StripeLookups"]
 
@@ -217,9 +218,10 @@ def _mark_processed(con: duckdb.DuckDBPyConnection, f: Finding, ctx: FixContext)
 def _find_stuck(con: duckdb.DuckDBPyConnection, ctx: FixContext) -> list[Finding]:
     rows = con.execute(
         "SELECT r.id, r.updated_at FROM refund_requests r WHERE r.status = 'PROCESSING' AND r.updated_at < ? "
+        # not stuck: Stripe holds its refund (a pending or requires_action one is on its way: docs/statuses.md)
         "AND NOT EXISTS (SELECT 1 FROM refunds f WHERE f.payops_request_id = r.id "
-        "                AND f.status IN ('succeeded', 'pending')) ORDER BY r.id",
-        [ctx.now - ctx.stuck_after]).fetchall()
+        f"                AND f.status IN ('succeeded', {', '.join('?' for _ in AWAITING_REFUNDS)})) ORDER BY r.id",
+        [ctx.now - ctx.stuck_after, *AWAITING_REFUNDS]).fetchall()
     return [Finding("request_stuck_processing", "refund_request", str(rid),
                     f"PROCESSING since {updated:%Y-%m-%d %H:%M} UTC (longer than {ctx.stuck_after})",
                     outcome="hand it to refunds.reconcile") for rid, updated in rows]

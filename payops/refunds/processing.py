@@ -27,12 +27,20 @@ from payops.refunds.eligibility import DEAD_REFUNDS, record_refunded, verdict
 from payops.refunds.model import ActionResult, RefundRequest, acting_user, idempotency_key, load, transition, utcnow
 from payops.refunds.provenance import check as provenance
 
-__all__ = ["process", "reconcile", "sync_refund_failures"]
+__all__ = ["process", "reconcile", "sync_refund_failures", "AWAITING_REFUNDS", "awaiting_message"]
 
 _DEAD = DEAD_REFUNDS
 # Stripe refund statuses still on their way: the request stays PROCESSING until the refund's event
 # says succeeded (PROCESSED) or failed / canceled (FAILED); see sync_refund_failures.
-_AWAITING = ("pending", "requires_action")
+AWAITING_REFUNDS = ("pending", "requires_action")
+_AWAITING = AWAITING_REFUNDS
+
+
+def awaiting_message(refund_id: str, status: str | None) -> str:
+    """How a request's history says its Stripe refund ``refund_id`` is still on its way (``status``)."""
+    what = ("the customer must act (Stripe emailed them) before the money goes back"
+            if status == "requires_action" else "PROCESSED when the bank confirms it")
+    return f"Stripe refund {refund_id} is {status}: {what}"
 
 
 def _client(api):
@@ -89,9 +97,7 @@ def _ref(value: Any) -> str | None:
 def _awaiting(con: duckdb.DuckDBPyConnection, cur: RefundRequest, refund: dict, actor: str) -> ActionResult:
     """Stripe made the refund but has not finished it: the request stays PROCESSING, linked to it."""
     status = refund.get("status")
-    what = ("the customer must act (Stripe emailed them) before the money goes back"
-            if status == "requires_action" else "PROCESSED when the bank confirms it")
-    msg = f"Stripe refund {refund['id']} is {status}: {what}"
+    msg = awaiting_message(refund["id"], status)
     if cur.stripe_refund_id != refund["id"] or cur.failure_message:
         transition(con, cur, "PROCESSING", action="awaiting_refund", actor=actor, note=msg,
                    changes={"stripe_refund_id": refund["id"], "failure_message": None},
