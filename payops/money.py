@@ -123,6 +123,9 @@ def reinstated_sql(category: str) -> str:
 #: and never count as cash (docs/statuses.md).
 CASH_PAYOUT_STATUSES = ("paid",)
 RETURNED_PAYOUT_STATUSES = ("failed", "canceled")
+#: Payout statuses whose balance transactions Stripe has assigned (``?payout=`` lists them), so
+#: the payout must reconcile to them: ``paid`` and ``in_transit`` (on its way, not yet cash).
+SETTLED_PAYOUT_STATUSES = ("paid", "in_transit")
 
 
 #: The parts gross volume splits into, exactly: their sum is ``gross_volume`` for every day,

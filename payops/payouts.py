@@ -22,14 +22,13 @@ import pandas as pd
 from payops.db import connect, transaction
 from payops.errors import NotFound, PayopsError
 from payops.ledger import DISPUTE_CATEGORIES, GROSS_TYPES, PAYOUT_TYPES, REFUND_TYPES, TRANSFER_TYPES
-from payops.money import format_amount
+from payops.money import RETURNED_PAYOUT_STATUSES, SETTLED_PAYOUT_STATUSES, format_amount
 
-__all__ = ["PayoutVerdict", "CASH_STATUSES", "NOT_CASH", "SETTLED", "verdicts", "reconcile", "items",
+__all__ = ["PayoutVerdict", "NOT_CASH", "SETTLED", "verdicts", "reconcile", "items",
            "export_items", "balance", "store_links", "sync_links", "ITEM_GROUPS", "terminal_safe"]
 
-SETTLED = ("paid", "in_transit")  # payouts whose transactions Stripe lists
-NOT_CASH = ("failed", "canceled")  # never reconciled cash
-CASH_STATUSES = SETTLED
+SETTLED = SETTLED_PAYOUT_STATUSES  # payouts whose transactions Stripe lists: they must reconcile
+NOT_CASH = RETURNED_PAYOUT_STATUSES  # came back to the balance: never reconciled cash
 
 # the itemised export's groups, as Stripe's payout reconciliation report names them
 ITEM_GROUPS = ("charges", "refunds", "disputes", "transfers", "payout", "other")
