@@ -23,6 +23,7 @@ from payops.db import connect, transaction
 from payops.errors import NotFound, PayopsError
 from payops.ledger import DISPUTE_CATEGORIES, GROSS_TYPES, PAYOUT_TYPES, REFUND_TYPES, TRANSFER_TYPES
 from payops.money import RETURNED_PAYOUT_STATUSES, SETTLED_PAYOUT_STATUSES, format_amount
+from payops.text import terminal_safe
 
 __all__ = ["PayoutVerdict", "NOT_CASH", "SETTLED", "verdicts", "reconcile", "items",
            "export_items", "balance", "store_links", "sync_links", "ITEM_GROUPS", "terminal_safe"]
@@ -32,11 +33,6 @@ NOT_CASH = RETURNED_PAYOUT_STATUSES  # came back to the balance: never reconcile
 
 # the itemised export's groups, as Stripe's payout reconciliation report names them
 ITEM_GROUPS = ("charges", "refunds", "disputes", "transfers", "payout", "other")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` with control characters (terminal escapes from Stripe data) shown as ``\\xNN``."""
-    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""Small wording helpers for text shown to people (CLI lines, messages): counts and missing values."""
+"""Small helpers for text shown to people (CLI lines, messages): counts, missing values, and
+terminal safety (text from Stripe or a user never drives the terminal)."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+import re
+from typing import Any, TextIO
 
-__all__ = ["plural", "text_or"]
+__all__ = ["plural", "text_or", "terminal_safe", "TerminalGuard"]
 
 
 def plural(n: int, singular: str, plural_form: str | None = None, *, thousands: bool = True) -> str:
@@ -38,3 +40,47 @@ def text_or(value: Any, default: str = "") -> str:
     except (ImportError, TypeError, ValueError):
         pass
     return str(value)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character (terminal escapes from Stripe data) shown as ``\\xNN``."""
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
+
+
+# What payops itself writes to a terminal besides printable text: newlines, tabs, CSV's CR LF,
+# and click.style's colours and weights (SGR). Everything else (other escape sequences: window
+# title, cursor moves, clearing lines, hidden text; BEL, backspace, a bare CR) can only come from
+# data, and is shown as \xNN.
+_STYLES = {0, 1, 2, 3, 4, 22, 23, 24, 39, 49, *range(30, 38), *range(40, 48), *range(90, 98), *range(100, 108)}
+_UNSAFE = re.compile(r"\x1b\[([0-9;]*)m|\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    whole = m.group(0)
+    if whole == "\r\n":
+        return whole
+    if m.group(1) is not None:
+        codes = m.group(1) or "0"
+        if all(c.isdigit() and int(c) in _STYLES for c in codes.split(";")):
+            return whole
+    return terminal_safe(whole)
+
+
+class TerminalGuard:
+    """A text stream that writes through to ``stream`` with data's control characters escaped.
+
+    The ``payops`` command writes its standard output through one, so a customer name, note or
+    query result holding an escape sequence is shown, never executed by the terminal.
+    """
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError("TerminalGuard writes text")
+        self._stream.write(_UNSAFE.sub(_escape, text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # encoding, flush, isatty, fileno...
+        return getattr(self._stream, name)

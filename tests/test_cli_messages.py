@@ -177,3 +177,33 @@ def test_counts_in_cli_lines_are_pluralised(db_path):
         con.execute("INSERT INTO bookings VALUES ('bk_x', 'pi_gone', 'cus_1', 'tut_1', now(), 'scheduled', now())")
     out = run("fix", "--dry-run", "--kind", "booking_unknown_payment_intent")
     assert out.output.splitlines()[-1] == "1 finding; nothing changed (--dry-run)."
+
+
+HOSTILE = "eve\x1b]0;PWNED\x07\x1b[2J\x1b[8m\rfake\x9b@x.com"
+
+
+def test_data_never_drives_the_terminal(db_path):
+    """A customer's email with a window-title sequence, a screen clear, hidden text, a bare CR
+    and a C1 control: every CLI line shows them escaped (the `payops` command's stdout guard)."""
+    import subprocess
+    import sys
+
+    import factories as f
+
+    from payops.ingest import ingest_objects
+
+    seed_payment(1)
+    ingest_objects([f.customer("cus_1", name="Student Number1", email=HOSTILE)])
+    req = R.request("pi_1", reason="duplicate", amount=1000, note="note\x1b[1A\x1b[2Kforged line")
+    outputs = [run(*args).output for args in (
+        ("refunds", "list"), ("refunds", "show", str(req.id)),
+        ("query", "SELECT email FROM customers"), ("query", "SELECT email FROM customers", "--format", "csv"))]
+    # and through the real entry point, on a real pipe
+    real = subprocess.run([sys.executable, "-m", "payops", "refunds", "list"], capture_output=True, text=True,
+                          env={**__import__("os").environ, "PAYOPS_DB": str(db_path)}, timeout=120)
+    outputs.append(real.stdout)
+    for out in outputs:
+        assert "eve" in out or "forged" in out, out
+        assert not any(c in out for c in "\x1b\x07\x9b"), repr(out)
+        assert "\r" not in out.replace("\r\n", "\n"), repr(out)
+    assert "eve\\x1b]0;PWNED\\x07" in outputs[0]

@@ -14,20 +14,27 @@ import sys
 import click
 
 from payops.errors import PayopsError
+from payops.text import TerminalGuard, terminal_safe
 
 
 class PayopsGroup(click.Group):
     """A click group that turns payops errors into one line and an exit code."""
 
     def invoke(self, ctx: click.Context):
+        # Standard output goes through a guard: names, notes and query results from Stripe or
+        # a user are shown with their control characters escaped, never run by the terminal.
+        real = sys.stdout
+        sys.stdout = TerminalGuard(real)
         try:
             return super().invoke(ctx)
         except PayopsError as exc:
-            click.secho(f"Error: {exc.message}", fg="red", err=True)
+            click.secho(f"Error: {terminal_safe(exc.message)}", fg="red", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        finally:
+            sys.stdout = real
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(self.commands)
