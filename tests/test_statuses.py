@@ -83,6 +83,14 @@ def test_requires_action_refund_is_surfaced_to_the_reviewer(fake):
     q = R.queue(status=("PROCESSING",))
     row = q[q["id"] == rid].iloc[0]
     assert row["stripe_refund_status"] == "requires_action"
+    # the CLI's queue says it too, in the app's words
+    from click.testing import CliRunner
+
+    from payops.cli import cli
+    from payops.refunds.processing import awaiting_message
+
+    listed = CliRunner().invoke(cli, ["refunds", "list", "--status", "PROCESSING"], catch_exceptions=False).output
+    assert awaiting_message(row["stripe_refund_id"], "requires_action") in listed
     # the customer never gives the details: the refund is canceled, the request FAILED (retryable)
     fake.cancel_refund(row["stripe_refund_id"])
     sync_from(fake)

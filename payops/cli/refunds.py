@@ -16,6 +16,7 @@ from payops.cli.core import COUNT, DB_OPTION, ROW_ID
 from payops.errors import InvalidInput
 from payops.money import format_amount
 from payops.refunds.intake import CSV_REQUIRED
+from payops.refunds.processing import AWAITING_REFUNDS, awaiting_message
 from payops.text import plural, text_or
 
 BADGES = {"URGENT": "🔥 URGENT", "HIGH": "⚠️ HIGH", "LARGE": "💰 LARGE"}
@@ -116,6 +117,9 @@ def list_cmd(statuses, priorities, currency, search, limit, offset, as_json, db)
         payment = text_or(r.payment_intent) or text_or(r.charge) or "-"
         click.echo(_LIST_ROW.format(f"#{r.id}", r.status, badges, r.amount_display, _age(r.age_hours), who, payment,
                                     text_or(r.reason, "-")).rstrip())
+        if r.status == "PROCESSING" and text_or(r.stripe_refund_status) in AWAITING_REFUNDS:
+            # sent, and Stripe's refund is still on its way: say why it waits (as the review app does)
+            click.echo(" " * 9 + awaiting_message(text_or(r.stripe_refund_id), r.stripe_refund_status))
     click.echo(f"showing {offset + 1}-{offset + len(df)} of {plural(total, 'request')}")
 
 
