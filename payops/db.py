@@ -28,7 +28,13 @@ from payops.config import get_settings
 from payops.errors import DatabaseBusy, DatabaseError, QueryRefused
 
 __all__ = ["connect", "reuse", "transaction", "insert_frame", "query", "migrate", "MIGRATIONS", "database_path",
-           "require", "missing", "SANDBOX_CONFIG", "QUERY_STATEMENTS"]
+           "require", "missing", "sql_literal", "SANDBOX_CONFIG", "QUERY_STATEMENTS"]
+
+def sql_literal(value: str | Path) -> str:
+    """``value`` (text or a path) as a quoted SQL string literal, for the few places DuckDB takes
+    no parameter (ATTACH, COPY ... TO, read_parquet file lists, json_transform shapes)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
 
 _LOCK_RE = re.compile(r"Could not set lock on file|Conflicting lock is held", re.I)
 _HOLDER_RE = re.compile(r"Conflicting lock is held in (?P<exe>\S+)(?: \(PID (?P<pid>\d+)\))?", re.I)

@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from payops.db import connect, require
+from payops.db import connect, require, sql_literal
 from payops.errors import DatabaseError, InvalidInput
 
 __all__ = ["SNAPSHOT_TABLE", "SnapshotResult", "check_destination", "snapshot", "snapshot_info"]
@@ -57,10 +57,6 @@ class SnapshotResult:
     def summary(self) -> str:
         return (f"snapshot {self.path}: {self.tables} tables, {self.rows:,} rows of {self.source}, "
                 f"taken {self.taken_at:%Y-%m-%d %H:%M:%S} UTC in {self.seconds:.2f} s")
-
-
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def check_destination(dest: str | Path, source: Path) -> Path:
@@ -111,7 +107,7 @@ def _copy(con: duckdb.DuckDBPyConnection, tmp: Path, source: Path, taken_at: dat
           taken_by: str) -> tuple[int, int]:
     """Copy the open database into ``tmp``; returns (tables, rows) of the copy."""
     src = con.execute("SELECT current_database()").fetchall()[0][0]
-    con.execute(f"ATTACH {_sql_text(str(tmp))} AS payops_snapshot (READ_WRITE)")
+    con.execute(f"ATTACH {sql_literal(tmp)} AS payops_snapshot (READ_WRITE)")
     try:
         # one transaction: every table is read as of the same moment
         con.execute("BEGIN TRANSACTION")

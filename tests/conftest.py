@@ -52,3 +52,15 @@ def empty_db(db_path: Path) -> Path:
 @pytest.fixture
 def repo() -> Path:
     return REPO
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch):
+    """The project's fake Stripe on 127.0.0.1, with the environment pointing payops at it
+    (modules that need another account or seed define their own ``fake``)."""
+    from fake_stripe import FakeStripe
+
+    with FakeStripe() as fs:
+        monkeypatch.setenv("STRIPE_API_KEY", fs.api_key)
+        monkeypatch.setenv("STRIPE_API_BASE", fs.url)
+        yield fs

@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import pytest
 from click.testing import CliRunner
+from dbread import rows
 
 from payops.audit import GENESIS, row_hash
 from payops.authority import audit_key
@@ -26,15 +27,6 @@ def contents(path) -> dict[str, list]:
             "SELECT table_name FROM information_schema.tables WHERE table_name <> 'schema_migrations'"
         ).fetchall()]
         return {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in sorted(tables)}
-    finally:
-        con.close()
-
-
-def rows(path, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
     finally:
         con.close()
 

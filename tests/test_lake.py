@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 from click.testing import CliRunner
+from dbread import rows as db_rows
 
 from payops import lake
 from payops.cli import cli
@@ -41,15 +42,6 @@ def db(demo_db, tmp_path) -> Path:
     path = tmp_path / "payops.duckdb"
     shutil.copy(demo_db, path)
     return path
-
-
-def db_rows(db: Path, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        return con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def db_write(db: Path, sql: str, params=None) -> None:

@@ -11,7 +11,6 @@ import time
 import pytest
 import stripe
 from click.testing import CliRunner
-from fake_stripe import FakeStripe
 from servers import localstripe
 from test_refunds import audit_rows, seed_payment, write_toml
 
@@ -22,14 +21,6 @@ from payops.ingest import ingest_objects
 from payops.stripe_api import get_client, to_dict
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    with FakeStripe() as fs:
-        monkeypatch.setenv("STRIPE_API_KEY", fs.api_key)
-        monkeypatch.setenv("STRIPE_API_BASE", fs.url)
-        yield fs
 
 
 def approved(fake, amount=2000, n=1, charge_amount=4500) -> int:

@@ -251,16 +251,6 @@ def test_payops_serve_needs_a_hub_and_stops_on_sigterm(tmp_path, db_path):
 # --- the attacks of issue 11, against the writer ----------------------------------------------
 
 
-@pytest.fixture
-def fake(monkeypatch):
-    from fake_stripe import FakeStripe
-
-    with FakeStripe() as fs:
-        monkeypatch.setenv("STRIPE_API_KEY", fs.api_key)
-        monkeypatch.setenv("STRIPE_API_BASE", fs.url)
-        yield fs
-
-
 def refund_posts(fake) -> list[dict]:
     return [r for r in fake.requests if r["method"] == "POST" and r["path"] == "/v1/refunds"]
 

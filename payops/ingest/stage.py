@@ -15,6 +15,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from payops.db import sql_literal
 from payops.errors import IngestError
 from payops.ingest.schema import BOOL, F64, I64, STR, TS, TYPE_WORDS, Column
 
@@ -61,10 +62,6 @@ _MAX_TS = 32_503_680_000  # 3000-01-01: beyond it (or before 1970) arrow_rows de
 _MAX_EXACT = 2**53  # integers pyarrow converts to float64 exactly
 
 
-def _sql_str(x: str) -> str:
-    return "'" + x.replace("'", "''") + "'"
-
-
 def _leaf(typ: pa.DataType, x: str) -> tuple[str, str]:
     """(value, bad) SQL for a JSON leaf ``x`` (SQL NULL when missing or JSON null)."""
     t = f"json_type({x})"
@@ -98,19 +95,19 @@ class _Shape:
 
     def j(self, key: str) -> str:
         self.top.setdefault(key, "JSON")
-        return f"struct_extract(j, {_sql_str(key)})"
+        return f"struct_extract(j, {sql_literal(key)})"
 
     def m(self, key: str) -> str:
         self.j("metadata")
         self.meta[key] = "JSON"
-        return f"struct_extract(mj, {_sql_str(key)})"
+        return f"struct_extract(mj, {sql_literal(key)})"
 
     def pmd(self, leaf: str, shape: Any) -> str:
         pmd = self.top.setdefault("payment_method_details", {})
         if not isinstance(pmd, dict):
             raise AssertionError("payment_method_details read twice")
         pmd[leaf] = shape
-        return f"struct_extract(struct_extract(j, 'payment_method_details'), {_sql_str(leaf)})"
+        return f"struct_extract(struct_extract(j, 'payment_method_details'), {sql_literal(leaf)})"
 
 
 # (value, bad) SQL per extractor kind (see _kind): one function each, looked up by name
@@ -185,11 +182,11 @@ def _plan(columns: list[Column]) -> tuple[str, list[str]]:
         selects.append(f'{value} AS "{col.name}"')
         bads.append(bad)
 
-    inner = f"SELECT *, json_transform(raw, {_sql_str(orjson.dumps(shape.top).decode())}) AS j FROM {{view}}"
+    inner = f"SELECT *, json_transform(raw, {sql_literal(orjson.dumps(shape.top).decode())}) AS j FROM {{view}}"
     if shape.meta:
         inner = (
             f"SELECT *, json_transform(struct_extract(j, 'metadata'), "
-            f"{_sql_str(orjson.dumps(shape.meta).decode())}) AS mj FROM ({inner})"
+            f"{sql_literal(orjson.dumps(shape.meta).decode())}) AS mj FROM ({inner})"
         )
     bad = " OR ".join(bads) if bads else "false"
     sql = (

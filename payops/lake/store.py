@@ -26,6 +26,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from payops.config import get_settings
+from payops.db import sql_literal
 from payops.errors import NotFound, TerminalError, TransientError
 
 FORMAT = "payops-lake/1"
@@ -216,7 +217,7 @@ def _read_sql(paths: list[Path], partition_by: list[str] | tuple[str, ...]) -> s
 
 
 def _sql_list(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(sql_literal(p) for p in paths) + "]"
 
 
 # =========================================================================== writing

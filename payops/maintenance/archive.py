@@ -23,7 +23,7 @@ import duckdb
 
 from payops import audit
 from payops.config import get_settings
-from payops.db import connect, transaction
+from payops.db import connect, sql_literal, transaction
 from payops.errors import InvalidInput, NotFound, PayopsError
 from payops.ingest import TableCounts
 from payops.maintenance.common import actor, aware_now, parse_age, scalar
@@ -39,7 +39,6 @@ __all__ = [
     "cleanup",
     "read_parquet_sql",
     "restore",
-    "sql_literal",
     "table_files",
     "write_parquet_atomic",
 ]
@@ -61,11 +60,6 @@ def table_files(archive: Path, table: str) -> list[Path]:
     """The Parquet files of ``table`` in the archive folder, in partition order."""
     folder = archive / table
     return sorted(folder.glob("year=*/month=*/*.parquet")) if folder.is_dir() else []
-
-
-def sql_literal(path: Path | str) -> str:
-    """A path as a quoted SQL string literal."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def read_parquet_sql(files: list[Path]) -> str:

@@ -25,7 +25,11 @@ from payops.db import connect, transaction
 from payops.errors import ConfigError, PayopsError, StripeError
 from payops.ingest import ingest_into
 from payops.maintenance.archive import archived_ids
+from payops.money import REFUNDED_STATUS
 from payops.refunds.processing import AWAITING_REFUNDS
+
+# refunds Stripe holds for a request: done, or on their way (docs/statuses.md)
+_HELD = (REFUNDED_STATUS, *AWAITING_REFUNDS)
 
 __all__ = ["CHECKS", "Check", "Finding", "FixContext", "LookupFailed", "StripeLookups"]
 
@@ -220,8 +224,8 @@ def _find_stuck(con: duckdb.DuckDBPyConnection, ctx: FixContext) -> list[Finding
         "SELECT r.id, r.updated_at FROM refund_requests r WHERE r.status = 'PROCESSING' AND r.updated_at < ? "
         # not stuck: Stripe holds its refund (a pending or requires_action one is on its way: docs/statuses.md)
         "AND NOT EXISTS (SELECT 1 FROM refunds f WHERE f.payops_request_id = r.id "
-        f"                AND f.status IN ('succeeded', {', '.join('?' for _ in AWAITING_REFUNDS)})) ORDER BY r.id",
-        [ctx.now - ctx.stuck_after, *AWAITING_REFUNDS]).fetchall()
+        f"                AND f.status IN ({', '.join('?' for _ in _HELD)})) ORDER BY r.id",
+        [ctx.now - ctx.stuck_after, *_HELD]).fetchall()
     return [Finding("request_stuck_processing", "refund_request", str(rid),
                     f"PROCESSING since {updated:%Y-%m-%d %H:%M} UTC (longer than {ctx.stuck_after})",
                     outcome="hand it to refunds.reconcile") for rid, updated in rows]

@@ -20,13 +20,12 @@ import pandas as pd
 
 from payops import audit, refunds
 from payops.config import get_settings
-from payops.db import connect, database_path, transaction
+from payops.db import connect, database_path, sql_literal, transaction
 from payops.errors import InvalidInput, NotFound
 from payops.maintenance.archive import (
     ARCHIVE_TABLES,
     archive_dir,
     read_parquet_sql,
-    sql_literal,
     table_files,
     write_parquet_atomic,
 )

@@ -21,7 +21,7 @@ from payops.authority import audit_key
 from payops.config import Settings, get_settings
 from payops.db import connect, transaction
 from payops.errors import StripeError, TransientError
-from payops.money import format_amount
+from payops.money import format_amount, refunded_sql
 from payops.refunds.decisions import decide, missing_role
 from payops.refunds.eligibility import DEAD_REFUNDS, record_refunded, verdict
 from payops.refunds.model import ActionResult, RefundRequest, acting_user, idempotency_key, load, transition, utcnow
@@ -29,11 +29,9 @@ from payops.refunds.provenance import check as provenance
 
 __all__ = ["process", "reconcile", "sync_refund_failures", "AWAITING_REFUNDS", "awaiting_message"]
 
-_DEAD = DEAD_REFUNDS
 # Stripe refund statuses still on their way: the request stays PROCESSING until the refund's event
 # says succeeded (PROCESSED) or failed / canceled (FAILED); see sync_refund_failures.
 AWAITING_REFUNDS = ("pending", "requires_action")
-_AWAITING = AWAITING_REFUNDS
 
 
 def awaiting_message(refund_id: str, status: str | None) -> str:
@@ -55,7 +53,7 @@ def _find_refund(refunds: list[dict], request_id: int) -> dict | None:
     """The live refund Stripe holds for a request (by metadata), ignoring failed/canceled ones."""
     for r in refunds:
         md = r.get("metadata") or {}
-        if str(md.get("payops_request_id")) == str(request_id) and r.get("status") not in _DEAD:
+        if str(md.get("payops_request_id")) == str(request_id) and r.get("status") not in DEAD_REFUNDS:
             return r
     return None
 
@@ -74,9 +72,9 @@ def _record_refund(req: RefundRequest, refund: dict, actor: str, db) -> ActionRe
             # Someone (another run, a reconcile) recorded it first: fine, nothing to add.
             status = cur.status if cur else ""
             return ActionResult(rid, status == "PROCESSED", status, f"request {rid} is already {status or '?'}")
-        if refund.get("status") in _AWAITING:
+        if refund.get("status") in AWAITING_REFUNDS:
             return _awaiting(con, cur, refund, actor)
-        if refund.get("status") in _DEAD:
+        if refund.get("status") in DEAD_REFUNDS:
             why = refund.get("failure_reason") or "no reason given"
             msg = f"Stripe refund {refund['id']} {refund.get('status')}: {why}"
             transition(con, cur, "FAILED", action="fail", actor=actor, note=msg, at=now,
@@ -385,14 +383,14 @@ def sync_refund_failures(db=None) -> list[ActionResult]:
     required action becomes PROCESSED when the refund succeeded, FAILED when it failed or was
     canceled. Idempotent: call it after applying events.
     """
-    marks = ", ".join("?" for _ in _DEAD)
+    marks = ", ".join("?" for _ in DEAD_REFUNDS)
     with connect(db) as con:
         found = con.execute(
             f"""SELECT r.id, f.id, f.status, f.failure_reason
                 FROM refund_requests r JOIN refunds f ON f.id = r.stripe_refund_id
                 WHERE (r.status = 'PROCESSED' AND f.status IN ({marks}))
-                   OR (r.status = 'PROCESSING' AND (f.status = 'succeeded' OR f.status IN ({marks})))
-                ORDER BY r.id""", list(_DEAD) * 2).fetchall()
+                   OR (r.status = 'PROCESSING' AND ({refunded_sql('f.status')} OR f.status IN ({marks})))
+                ORDER BY r.id""", list(DEAD_REFUNDS) * 2).fetchall()
     out = []
     for rid, refund_id, refund_status, failure_reason in found:
         fn = partial(_settle, refund_id=refund_id, refund_status=refund_status, failure_reason=failure_reason)
