@@ -104,8 +104,13 @@ lint: setup ## Static checks: ruff (style, bugs, complexity) and mypy over payop
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: setup lint ## Run the static checks, then the whole test suite (unit, servers, notebooks, browser, hub, Spark)
+test: setup lint test-deps ## Run the static checks, then the whole test suite (unit, servers, notebooks, browser, hub, Spark)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-deps
+test-deps: ## What the tests need besides .venv: the hub tests' configurable-http-proxy (npm, pinned)
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(HUB_PROXY); \
+	else echo "npm is missing: the JupyterHub tests will be skipped (install node and npm to run them)"; fi
 
 .PHONY: test-fast
 test-fast: setup ## Run the fast unit tests only (no servers, kernels or browser)
