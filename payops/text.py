@@ -49,10 +49,11 @@ def terminal_safe(text: str) -> str:
 
 # What payops itself writes to a terminal besides printable text: newlines, tabs, CSV's CR LF,
 # and click.style's colours and weights (SGR). Everything else (other escape sequences: window
-# title, cursor moves, clearing lines, hidden text; BEL, backspace, a bare CR) can only come from
-# data, and is shown as \xNN.
+# title, cursor moves, clearing lines, hidden text; BEL, backspace, a bare CR; the bidirectional
+# overrides that reorder what a line seems to say) can only come from data, and is shown as \xNN.
 _STYLES = {0, 1, 2, 3, 4, 22, 23, 24, 39, 49, *range(30, 38), *range(40, 48), *range(90, 98), *range(100, 108)}
-_UNSAFE = re.compile(r"\x1b\[([0-9;]*)m|\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_UNSAFE = re.compile(r"\x1b\[([0-9;]*)m|\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029"
+                     r"\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _escape(m: re.Match[str]) -> str:
